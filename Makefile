@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make install`, then `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torchaudio only loads beside the torch release it was built for: pin the pair.
+TORCH_PINS := torch==2.11.0 torchaudio==2.11.0
+
+.PHONY: install test lint typecheck unit bench clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_PINS) -e ".[dev]"
+	$(BIN)/fpkit --version
+
+test: lint typecheck unit
+
+lint:
+	$(BIN)/ruff check fpkit tests benchmarks
+	$(BIN)/ruff format --check fpkit tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest
+
+bench:
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

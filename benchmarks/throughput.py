@@ -1,0 +1,101 @@
+"""Fingerprinting throughput on this CPU, end to end from decoded audio to embeddings.
+
+For each config: segments per second (segmenting, log-mel front end, encoder, head), the
+achieved GFLOP/s, and its ratio to a large float32 matmul timed in the same run, plus the
+real-time factor (seconds of audio fingerprinted per second at the config's hop).
+
+    python benchmarks/throughput.py                       # paper and default configs
+    python benchmarks/throughput.py --configs configs/default.yaml --seconds 60 --bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fpkit.audio import segment
+from fpkit.config import load_config
+from fpkit.model import build_model, count_parameters, model_flops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    name: str
+    parameters: int
+    gflop_per_segment: float
+    segments_per_s: float
+    realtime_factor: float
+    gflops: float
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def measure(config_path: Path, seconds: float, batch_size: int, bf16: bool) -> Result:
+    config = load_config(config_path)
+    model = build_model(config).eval()
+    audio = config.audio
+    # One long decoded signal: noise-like music stand-in at the model rate.
+    wave = torch.randn(int(seconds * audio.sample_rate)) * 0.1
+
+    def run() -> int:
+        segments = segment(wave, audio.segment_samples, audio.hop_samples, min_fill=0.5)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for start in range(0, len(segments), batch_size):
+                model(segments[start : start + batch_size])
+        return len(segments)
+
+    run()  # warm-up: allocator, oneDNN kernels
+    begin = time.perf_counter()
+    n = run()
+    elapsed = time.perf_counter() - begin
+    flops = model_flops(model.dims, config)
+    return Result(
+        name=config_path.stem + (" (bf16)" if bf16 else ""),
+        parameters=count_parameters(model),
+        gflop_per_segment=flops / 1e9,
+        segments_per_s=n / elapsed,
+        realtime_factor=seconds / elapsed,
+        gflops=n * flops / elapsed / 1e9,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--configs", nargs="+", type=Path, default=[ROOT / "configs/paper.yaml", ROOT / "configs/default.yaml"]
+    )
+    parser.add_argument("--seconds", type=float, default=120.0, help="audio fingerprinted per config")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--bf16", action="store_true", help="also measure under CPU bfloat16 autocast")
+    args = parser.parse_args()
+
+    baseline = matmul_gflops()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"float32 2048x2048 matmul: {baseline:.1f} GFLOP/s (baseline)")
+    header = f"{'config':<22}{'params':>12}{'GFLOP/seg':>11}{'seg/s':>9}{'x realtime':>12}{'GFLOP/s':>9}{'/matmul':>9}"
+    print(header)
+    for path in args.configs:
+        for bf16 in [False, True] if args.bf16 else [False]:
+            r = measure(path, args.seconds, args.batch_size, bf16)
+            print(
+                f"{r.name:<22}{r.parameters:>12,}{r.gflop_per_segment:>11.4f}{r.segments_per_s:>9.1f}"
+                f"{r.realtime_factor:>12.1f}{r.gflops:>9.1f}{r.gflops / baseline:>9.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from fpkit.cli.app import main
+
+main()

@@ -1,0 +1,195 @@
+"""Decode any file soundfile reads to mono float32 at the model rate, and cut it into segments.
+
+Files are read in blocks and resampled as a stream, so a two-hour 44.1 kHz recording never
+sits in memory at its original rate. The streamed result equals resampling the whole file at
+once (see `_StreamResampler`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+BLOCK_S = 30.0  # seconds of source audio decoded per block
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message starts with the file name."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sample_rate: int  # Hz, the file's own rate
+    channels: int
+    frames: int  # samples per channel, as the header says
+    format: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read a file's header; raises `AudioError` naming the file when it is not audio."""
+    path = str(path)
+    try:
+        info = sf.info(path)
+    except Exception as err:  # soundfile raises several types for bad input
+        raise AudioError(f"{path}: {_reason(err)}") from None
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode `path` to mono float32 at `sample_rate` Hz; shape (samples,).
+
+    Raises `AudioError` naming the file for unreadable, non-audio, empty or truncated input.
+    """
+    path = str(path)
+    blocks = list(iter_audio_blocks(path, sample_rate))
+    wave = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    if wave.size == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    return wave
+
+
+def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
+    """Yield consecutive mono float32 blocks of `path` at `sample_rate` Hz."""
+    path = str(path)
+    try:
+        with sf.SoundFile(path) as f:
+            source_rate = int(f.samplerate)
+            resampler = _StreamResampler(source_rate, sample_rate)
+            block_frames = resampler.align(int(block_s * source_rate))
+            declared, decoded = int(f.frames), 0
+            while True:
+                data = f.read(block_frames, dtype="float32", always_2d=True)
+                if data.shape[0] == 0:
+                    break
+                decoded += data.shape[0]
+                out = resampler.feed(data.mean(axis=1))
+                if out.size:
+                    yield out
+                if data.shape[0] < block_frames:
+                    break
+            tail = resampler.finish()
+            if tail.size:
+                yield tail
+            # MP3 headers only estimate their length; other formats state it exactly.
+            if f.format != "MPEG" and decoded < declared:
+                raise AudioError(
+                    f"{path}: truncated (header says {declared / source_rate:.2f} s, "
+                    f"only {decoded / source_rate:.2f} s could be decoded)"
+                )
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(f"{path}: {_reason(err)}") from None
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    # libsndfile messages repeat the path ("Error opening 'x': ..."); keep the reason only.
+    if "': " in text:
+        text = text.split("': ", 1)[1]
+    return f"not readable as audio ({text})"
+
+
+class _StreamResampler:
+    """Resample a stream block by block with the same result as one call on the whole signal.
+
+    torchaudio's sinc resampler is a polyphase FIR filter: each output sample depends on a
+    window of input samples around it. Every block is processed together with `context`
+    input samples of history and look-ahead (zeros at the edges, as torchaudio pads), and
+    only the output samples that belong to the block itself are kept.
+    """
+
+    def __init__(self, source_rate: int, target_rate: int) -> None:
+        g = math.gcd(source_rate, target_rate)
+        self.up = source_rate // g  # input samples per period
+        self.down = target_rate // g  # output samples per period
+        self.source_rate = source_rate
+        self.target_rate = target_rate
+        self.context = self.align(64 * max(1, math.ceil(source_rate / target_rate)))
+        self.history = np.zeros(self.context, dtype=np.float32)
+        self.pending = np.zeros(0, dtype=np.float32)
+        self.consumed = 0  # input samples already turned into output
+
+    def align(self, frames: int) -> int:
+        """Round `frames` up to a whole number of resampling periods."""
+        return max(self.up, math.ceil(frames / self.up) * self.up)
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        if self.source_rate == self.target_rate:
+            return samples.astype(np.float32, copy=False)
+        self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
+        ready = (len(self.pending) - self.context) // self.up * self.up
+        if ready <= 0:
+            return np.zeros(0, dtype=np.float32)
+        out = self._run(self.pending[: ready + self.context], ready)
+        self.history = np.concatenate([self.history, self.pending[:ready]])[-self.context :]
+        self.pending = self.pending[ready:]
+        self.consumed += ready
+        return out
+
+    def finish(self) -> np.ndarray:
+        if self.source_rate == self.target_rate or len(self.pending) == 0:
+            return np.zeros(0, dtype=np.float32)
+        n = len(self.pending)
+        padded = self.align(n)
+        body = np.concatenate([self.pending, np.zeros(padded - n + self.context, dtype=np.float32)])
+        out = self._run(body, padded)
+        total_out = math.ceil((self.consumed + n) * self.target_rate / self.source_rate)
+        done_out = self.consumed // self.up * self.down
+        self.pending = np.zeros(0, dtype=np.float32)
+        return out[: total_out - done_out]
+
+    def _run(self, body: np.ndarray, n_new: int) -> np.ndarray:
+        """Resample history + body and keep the outputs of the `n_new` samples after history."""
+        x = torch.from_numpy(np.concatenate([self.history, body]))
+        y = AF.resample(x, self.source_rate, self.target_rate)
+        start = self.context // self.up * self.down
+        return y[start : start + n_new // self.up * self.down].numpy()
+
+
+def segment_starts(n_samples: int, segment: int, hop: int, min_fill: float = 1.0) -> np.ndarray:
+    """Start sample of each segment of a signal of `n_samples`.
+
+    Segments start every `hop` samples. A segment running past the end is kept when at least
+    `min_fill` of it is real audio (it is then zero-padded): 1.0 keeps only whole segments,
+    0.5 also keeps a final half-filled one so the last second of a song can be found.
+    """
+    need = max(1, math.ceil(min_fill * segment))
+    if n_samples < need:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n_samples - need + 1, hop, dtype=np.int64)
+
+
+def segment(wave: torch.Tensor, segment: int, hop: int, min_fill: float = 1.0) -> torch.Tensor:
+    """Cut a mono signal (samples,) into segments (n, segment), zero-padding the last one."""
+    starts = segment_starts(wave.shape[-1], segment, hop, min_fill)
+    if len(starts) == 0:
+        return wave.new_zeros((0, segment))
+    needed = int(starts[-1]) + segment
+    if needed > wave.shape[-1]:
+        wave = torch.nn.functional.pad(wave, (0, needed - wave.shape[-1]))
+    return wave.unfold(-1, segment, hop)[: len(starts)]  # (n, segment)
+
+
+def find_audio_files(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of audio file paths."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS))
+        else:
+            found.append(p)
+    return found

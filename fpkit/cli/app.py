@@ -1,0 +1,38 @@
+"""The `fpkit` command: a Typer app with one thin module per subcommand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fpkit import __version__
+from fpkit.cli.info import info
+
+app = typer.Typer(
+    name="fpkit",
+    help="Neural audio fingerprinting: train, generate, index, search and evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("info")(info)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fpkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural audio fingerprinting: train, generate, index, search and evaluate."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,374 @@
+"""Typed configuration: one dataclass per YAML section, strict loading, dotted overrides.
+
+A config file is a YAML mapping whose top-level keys are the sections below. Every
+section and key is optional (the dataclass defaults are the paper's settings), but an
+unknown key, a value of the wrong type or an impossible value is a `ConfigError`
+whose message names the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names file and key."""
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 8000  # Hz, the model rate every file is resampled to
+    segment_s: float = 1.0  # fingerprint window, seconds
+    hop_s: float = 0.5  # distance between stored segments, seconds
+
+    def validate(self) -> None:
+        _require(self.sample_rate >= 1000, "sample_rate", "must be at least 1000 Hz")
+        _require(self.segment_s > 0, "segment_s", "must be positive")
+        _require(0 < self.hop_s <= self.segment_s, "hop_s", "must be in (0, segment_s]")
+        _require(
+            abs(self.segment_s * self.sample_rate - round(self.segment_s * self.sample_rate)) < 1e-6,
+            "segment_s",
+            "must be a whole number of samples at sample_rate",
+        )
+        _require(
+            abs(self.hop_s * self.sample_rate - round(self.hop_s * self.sample_rate)) < 1e-6,
+            "hop_s",
+            "must be a whole number of samples at sample_rate",
+        )
+
+    @property
+    def segment_samples(self) -> int:
+        return round(self.segment_s * self.sample_rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.hop_s * self.sample_rate)
+
+
+@dataclass
+class FeaturesConfig:
+    n_fft: int = 1024
+    stft_hop: int = 256  # samples between STFT frames
+    n_mels: int = 256
+    f_min: float = 300.0  # Hz
+    f_max: float = 4000.0  # Hz
+    dynamic_range_db: float = 80.0  # log-mel values below (max - range) are clipped
+
+    def validate(self) -> None:
+        _require(self.n_fft >= 16 and self.n_fft & (self.n_fft - 1) == 0, "n_fft", "must be a power of two >= 16")
+        _require(0 < self.stft_hop <= self.n_fft, "stft_hop", "must be in (0, n_fft]")
+        _require(self.n_mels >= 8, "n_mels", "must be at least 8")
+        _require(0 <= self.f_min < self.f_max, "f_min", "must be >= 0 and below f_max")
+        _require(self.dynamic_range_db > 0, "dynamic_range_db", "must be positive")
+
+
+@dataclass
+class ModelConfig:
+    # Output channels of the 8 separable-conv blocks, and each block's [freq, time] stride.
+    channels: list[int] = field(default_factory=lambda: [128, 128, 256, 256, 512, 512, 1024, 1024])
+    strides: list[list[int]] = field(
+        default_factory=lambda: [[2, 2], [2, 2], [2, 2], [2, 2], [2, 1], [2, 2], [2, 1], [2, 2]]
+    )
+    emb_dim: int = 128  # d, the fingerprint dimension
+    proj_units: int = 32  # u, hidden units of each divide-and-encode branch
+    channels_last: bool = True  # NHWC convolutions; faster on CPU and on CUDA tensor cores
+
+    def validate(self) -> None:
+        _require(len(self.channels) >= 1, "channels", "needs at least one block")
+        _require(all(c > 0 for c in self.channels), "channels", "must all be positive")
+        _require(len(self.strides) == len(self.channels), "strides", "needs one [freq, time] pair per block")
+        _require(
+            all(len(s) == 2 and s[0] in (1, 2) and s[1] in (1, 2) for s in self.strides),
+            "strides",
+            "each block takes a [freq, time] pair of 1 or 2",
+        )
+        _require(self.emb_dim >= 2, "emb_dim", "must be at least 2")
+        _require(self.proj_units >= 1, "proj_units", "must be positive")
+
+
+@dataclass
+class LossConfig:
+    kind: Literal["ntxent", "triplet"] = "ntxent"
+    tau: float = 0.05  # NT-Xent temperature
+    margin: float = 0.5  # semi-hard triplet margin, squared L2 units
+
+    def validate(self) -> None:
+        _require(self.tau > 0, "tau", "must be positive")
+        _require(self.margin > 0, "margin", "must be positive")
+
+
+@dataclass
+class AugmentConfig:
+    """Degradations applied to replicas in training and to synthetic queries in eval."""
+
+    offset_s: float = 0.2  # replicas start up to this far from their anchor, seconds
+    noise_prob: float = 1.0
+    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0])
+    ir_prob: float = 1.0
+    ir_max_s: float = 0.5  # impulse responses are cut to this length, seconds
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])
+    cutout_prob: float = 1.0  # one random time-frequency hole per spectrogram
+    cutout_max_frac: float = 0.5  # largest hole side as a fraction of the axis
+    band_mask_prob: float = 1.0  # one frequency band masked (SpecAugment horizontal)
+    band_mask_max: int = 32  # mel bins
+
+    def validate(self) -> None:
+        _require(0 <= self.offset_s < 1, "offset_s", "must be in [0, 1)")
+        for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob"):
+            _require(0 <= getattr(self, name) <= 1, name, "must be a probability in [0, 1]")
+        _require(len(self.snr_db) == 2 and self.snr_db[0] <= self.snr_db[1], "snr_db", "must be [low, high]")
+        _require(len(self.gain_db) == 2 and self.gain_db[0] <= self.gain_db[1], "gain_db", "must be [low, high]")
+        _require(self.ir_max_s > 0, "ir_max_s", "must be positive")
+        _require(0 < self.cutout_max_frac <= 1, "cutout_max_frac", "must be in (0, 1]")
+        _require(self.band_mask_max >= 0, "band_mask_max", "must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = None  # folder of training music
+    val: str | None = None  # folder of validation music; else split off `data` by song
+    noise: str | None = None  # background noise folder; synthesised noise when unset
+    ir: str | None = None  # impulse response folder; synthesised IRs when unset
+    out: str | None = None  # run directory
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    batch_size: int = 120  # N: N/2 anchors and their N/2 replicas
+    epochs: int = 100
+    steps_per_epoch: int = 500
+    optimizer: Literal["adam", "lamb"] = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    val_fraction: float = 0.1  # songs held out when `val` is unset
+    val_segments: int = 500  # segments used by the per-epoch mini search
+    workers: int = 2  # DataLoader worker processes
+    keep_last: int = 3  # checkpoints kept besides the best
+    seed: int = 0
+
+    def validate(self) -> None:
+        _require(self.batch_size >= 4 and self.batch_size % 2 == 0, "batch_size", "must be an even number >= 4")
+        _require(self.epochs >= 1, "epochs", "must be at least 1")
+        _require(self.steps_per_epoch >= 1, "steps_per_epoch", "must be at least 1")
+        _require(self.lr > 0, "lr", "must be positive")
+        _require(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        _require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        _require(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        _require(self.val_segments >= 10, "val_segments", "must be at least 10")
+        _require(self.workers >= 0, "workers", "must be >= 0")
+        _require(self.keep_last >= 1, "keep_last", "must be at least 1")
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "device",
+            "must be auto, cpu, cuda or cuda:N",
+        )
+
+
+@dataclass
+class IndexConfig:
+    # FAISS factory string, or "auto": exact search for small databases, IVF-PQ beyond.
+    factory: str = "auto"
+    exact_below: int = 20000  # vectors; fewer than this are searched exactly
+    pq_bytes: int = 64  # PQ code size per vector for the "auto" IVF-PQ
+    batch_size: int = 256  # segments per model call while fingerprinting
+
+    def validate(self) -> None:
+        _require(self.factory.strip() != "", "factory", "must be a FAISS factory string or 'auto'")
+        _require(self.exact_below >= 0, "exact_below", "must be >= 0")
+        _require(self.pq_bytes in (8, 16, 32, 64, 128), "pq_bytes", "must be one of 8, 16, 32, 64, 128")
+        _require(self.batch_size >= 1, "batch_size", "must be positive")
+
+
+@dataclass
+class SearchConfig:
+    top_k: int = 5  # candidates reported per query
+    segment_k: int = 20  # FAISS neighbours taken per query segment
+    nprobe: int = 32  # IVF lists visited per query segment
+    subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
+    threshold: float = 0.5  # best score below this is reported as no match
+
+    def validate(self) -> None:
+        _require(self.top_k >= 1, "top_k", "must be positive")
+        _require(self.segment_k >= 1, "segment_k", "must be positive")
+        _require(self.nprobe >= 1, "nprobe", "must be positive")
+        _require(self.subhop_shifts >= 1, "subhop_shifts", "must be positive")
+        _require(-1 <= self.threshold <= 1, "threshold", "must be a cosine similarity in [-1, 1]")
+
+
+@dataclass
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def validate(self) -> None:
+        for f in fields(self):
+            try:
+                getattr(self, f.name).validate()
+            except _Invalid as err:
+                raise _Invalid(f"{f.name}.{err.key}", err.problem) from None
+        _require(
+            self.features.f_max <= self.audio.sample_rate / 2,
+            "features.f_max",
+            "must not exceed half of audio.sample_rate",
+        )
+        _require(
+            self.model.emb_dim <= self.model.channels[-1] and self.model.channels[-1] % self.model.emb_dim == 0,
+            "model.emb_dim",
+            "must divide the last entry of model.channels",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (defaults when `path` is None) and apply `section.key=value` overrides."""
+    source = str(path) if path is not None else ("--set" if overrides else "<defaults>")
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    for item in overrides or []:
+        _apply_override(data, item)
+    return config_from_dict(data, source)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    """Build and validate a `Config` from a nested mapping; `source` names it in errors."""
+    try:
+        config = _build(Config, data, "")
+        config.validate()
+    except _Invalid as err:
+        raise ConfigError(f"{source}: {err.key}: {err.problem}") from None
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: broken YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item}: expected section.key=value")
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item}: value is not valid YAML") from None
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+class _Invalid(Exception):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise _Invalid(key, problem)
+
+
+_T = typing.TypeVar("_T")
+
+
+def _build(cls: type[_T], data: Any, prefix: str) -> _T:
+    if not isinstance(data, dict):
+        raise _Invalid(prefix.rstrip(".") or "<top>", "must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            raise _Invalid(f"{prefix}{key}", "unknown key")
+    kwargs: dict[str, Any] = {}
+    for name in known & set(data):
+        hint = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, data[name], f"{key}.")  # type: ignore[arg-type]
+        else:
+            kwargs[name] = _coerce(data[name], hint, key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a type hint; ints are accepted where floats are expected."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except _Invalid:
+                continue
+        raise _Invalid(key, f"expected {_describe(hint)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise _Invalid(key, f"must be one of {', '.join(map(str, get_args(hint)))}, got {value!r}")
+        return value
+    if origin is list:
+        (item_hint,) = get_args(hint)
+        if not isinstance(value, list):
+            raise _Invalid(key, f"expected a list, got {value!r}")
+        return [_coerce(v, item_hint, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _Invalid(key, f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(key, f"expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(key, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Invalid(key, f"expected a string, got {value!r}")
+        return value
+    raise _Invalid(key, f"unsupported type {hint}")  # pragma: no cover - guards new fields
+
+
+def _describe(hint: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in get_args(hint) if a is not type(None)]
+    return " or ".join(names) + (" or null" if type(None) in get_args(hint) else "")

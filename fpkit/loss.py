@@ -1,0 +1,56 @@
+"""Contrastive losses on a batch laid out as [anchors (N/2); replicas (N/2)]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fpkit.config import LossConfig
+
+
+def ntxent_loss(anchors: torch.Tensor, replicas: torch.Tensor, tau: float) -> torch.Tensor:
+    """NT-Xent (SimCLR) loss of the paper.
+
+    `anchors` and `replicas` are (n, d) and unit-norm; row i of each is a positive pair, and
+    every other item of the 2n-item batch is a negative. The loss is the mean over all 2n
+    items of the cross-entropy of picking the positive among the 2n - 1 others at
+    temperature `tau`.
+    """
+    n = anchors.shape[0]
+    z = torch.cat([anchors, replicas], dim=0)  # (2n, d)
+    logits = z @ z.T / tau  # (2n, 2n)
+    logits.fill_diagonal_(float("-inf"))  # an item is never its own positive or negative
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits.float(), positives)
+
+
+def semihard_triplet_loss(anchors: torch.Tensor, replicas: torch.Tensor, margin: float) -> torch.Tensor:
+    """Online semi-hard triplet loss (FaceNet), the Now-playing baseline.
+
+    Items 2i and its replica share label i. For each (anchor, positive) pair the negative is
+    the closest one farther than the positive; when none is, the farthest negative closer
+    than the positive. Distances are squared L2.
+    """
+    n = anchors.shape[0]
+    z = torch.cat([anchors, replicas], dim=0).float()  # (2n, d)
+    labels = torch.arange(n, device=z.device).repeat(2)  # (2n,)
+    dist = torch.cdist(z, z).pow(2)  # (2n, 2n)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    pos_mask = same & ~eye
+    neg_mask = ~same
+
+    d_ap = dist[pos_mask].view(2 * n, 1)  # each item has exactly one positive
+    d_an = dist.masked_fill(~neg_mask, float("nan"))  # (2n, 2n)
+    farther = neg_mask & (d_an > d_ap)
+    inf = torch.tensor(float("inf"), device=z.device)
+    semi_hard = torch.where(farther, d_an, inf).amin(dim=1)  # (2n,)
+    closer = torch.where(neg_mask & ~farther, d_an, -inf).amax(dim=1)  # (2n,)
+    d_neg = torch.where(torch.isinf(semi_hard), closer, semi_hard)
+    return F.relu(d_ap.squeeze(1) - d_neg + margin).mean()
+
+
+def contrastive_loss(anchors: torch.Tensor, replicas: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    if config.kind == "ntxent":
+        return ntxent_loss(anchors, replicas, config.tau)
+    return semihard_triplet_loss(anchors, replicas, config.margin)
