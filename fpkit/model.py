@@ -21,6 +21,7 @@ from fpkit.config import Config, ConfigError, config_from_dict
 from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"  # shipped model
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild a `Fingerprinter` from a checkpoint file alone, in eval mode on `device`."""
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild a `Fingerprinter` from a checkpoint file alone, in eval mode on `device`.
+
+    `path=None` loads the default model shipped inside the package.
+    """
+    if path is None:
+        if not DEFAULT_WEIGHTS.exists():
+            raise CheckpointError(f"{DEFAULT_WEIGHTS}: no default model is shipped in this install; pass --model")
+        path = DEFAULT_WEIGHTS
     payload = read_checkpoint(path)
     try:
         config = config_from_dict(payload["config"], source=f"{path} (stored config)")

@@ -1,0 +1,222 @@
+"""Degradations that turn clean music into what a phone hears in a noisy room.
+
+Training replicas and evaluation queries are made with the same building blocks:
+
+* `AudioBank`: background noise clips or room impulse responses, loaded from a folder or
+  synthesised (coloured noise; exponentially decaying noise IRs) when none is given.
+* `reverberate`, `mix_at_snr`: batched time-domain operations with explicit parameters.
+* `Degrader`: draws the random parameters (SNR, IR, gain) and applies the chain
+  reverb -> background noise -> gain, to a batch (training) or one excerpt (queries).
+* `spec_augment`: cutout and frequency-band masks on log-mel spectrograms.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpkit.audio import AudioError, find_audio_files, load_audio
+from fpkit.config import AugmentConfig
+
+log = logging.getLogger(__name__)
+
+SYNTH_NOISE_CLIPS = 64
+SYNTH_NOISE_S = 10.0
+SYNTH_IRS = 64
+
+
+@dataclass
+class AudioBank:
+    """A list of mono float32 clips at one sample rate (noise recordings or impulse responses)."""
+
+    clips: list[np.ndarray]
+    sample_rate: int
+    source: str  # folder, or "synthetic"
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def crops(self, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` random excerpts of `length` samples, looping clips that are shorter; (count, length)."""
+        out = np.empty((count, length), dtype=np.float32)
+        for i in range(count):
+            clip = self.clips[rng.integers(len(self.clips))]
+            if len(clip) < length:
+                clip = np.resize(clip, length + len(clip))  # loops the clip
+            start = rng.integers(0, len(clip) - length + 1)
+            out[i] = clip[start : start + length]
+        return out
+
+    def pick(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` random clips zero-padded to the longest; (count, longest)."""
+        chosen = [self.clips[i] for i in rng.integers(len(self.clips), size=count)]
+        out = np.zeros((count, max(len(c) for c in chosen)), dtype=np.float32)
+        for i, clip in enumerate(chosen):
+            out[i, : len(clip)] = clip
+        return out
+
+
+def load_noise_bank(folder: str | Path, sample_rate: int) -> AudioBank:
+    """All readable audio files under `folder`; unreadable ones are skipped with a warning."""
+    clips = _load_clips(folder, sample_rate)
+    clips = [c for c in clips if np.abs(c).max() > 0]  # digital silence is no noise at any SNR
+    return _bank(clips, sample_rate, folder, "noise")
+
+
+def load_ir_bank(folder: str | Path, sample_rate: int, max_s: float) -> AudioBank:
+    """Impulse responses under `folder`, started at their peak, cut to `max_s`, unit energy."""
+    clips = []
+    for ir in _load_clips(folder, sample_rate):
+        ir = ir[int(np.argmax(np.abs(ir))) :][: max(1, int(max_s * sample_rate))]
+        energy = float(np.sqrt(np.sum(ir.astype(np.float64) ** 2)))
+        if energy > 0:
+            clips.append((ir / energy).astype(np.float32))
+    return _bank(clips, sample_rate, folder, "impulse response")
+
+
+def synth_noise_bank(sample_rate: int, seed: int = 0) -> AudioBank:
+    """Coloured noise clips with spectral slopes from white (0) to brown (-2) and slow level changes."""
+    rng = np.random.default_rng(seed)
+    n = int(SYNTH_NOISE_S * sample_rate)
+    freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+    clips = []
+    for _ in range(SYNTH_NOISE_CLIPS):
+        slope = rng.uniform(-2.0, 0.0)
+        shape = np.maximum(freqs, 20.0) ** (slope / 2)
+        spectrum = shape * (rng.standard_normal(len(freqs)) + 1j * rng.standard_normal(len(freqs)))
+        clip = np.fft.irfft(spectrum, n)
+        clip *= 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 1.0) * np.arange(n) / sample_rate)
+        clips.append((clip / (np.abs(clip).max() + 1e-9)).astype(np.float32))
+    return AudioBank(clips, sample_rate, "synthetic")
+
+
+def synth_ir_bank(sample_rate: int, max_s: float, seed: int = 0) -> AudioBank:
+    """Room-like impulse responses: a direct path, then noise decaying with RT60 in 0.1-0.8 s."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for _ in range(SYNTH_IRS):
+        rt60 = rng.uniform(0.1, 0.8)
+        n = max(2, int(min(max_s, rt60) * sample_rate))
+        t = np.arange(n) / sample_rate
+        ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+        ir[0] = rng.uniform(1.0, 4.0) * np.abs(ir[1:]).max()
+        clips.append((ir / np.sqrt(np.sum(ir**2))).astype(np.float32))
+    return AudioBank(clips, sample_rate, "synthetic")
+
+
+def _load_clips(folder: str | Path, sample_rate: int) -> list[np.ndarray]:
+    clips = []
+    for path in find_audio_files([folder]):
+        try:
+            clips.append(load_audio(path, sample_rate))
+        except AudioError as err:
+            log.warning("skipped: %s", err)
+    return clips
+
+
+def _bank(clips: list[np.ndarray], sample_rate: int, folder: str | Path, kind: str) -> AudioBank:
+    if not clips:
+        raise AudioError(f"{folder}: no usable {kind} files found")
+    return AudioBank(clips, sample_rate, str(folder))
+
+
+def reverberate(wave: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+    """Convolve each row of `wave` (B, L) with its impulse response (B, K); output (B, L).
+
+    FFT convolution, keeping the first L samples: the room's tail beyond the excerpt is cut,
+    as it is for a recording that starts and stops with the excerpt.
+    """
+    n = wave.shape[-1] + ir.shape[-1] - 1
+    size = 1 << (n - 1).bit_length()
+    spectrum = torch.fft.rfft(wave, size) * torch.fft.rfft(ir, size)
+    return torch.fft.irfft(spectrum, size)[..., : wave.shape[-1]]
+
+
+def mix_at_snr(wave: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+    """Add `noise` (B, L) to `wave` (B, L) scaled to `snr_db` (B,) decibels below the signal power."""
+    signal_power = wave.pow(2).mean(dim=-1).clamp_min(1e-10)
+    noise_power = noise.pow(2).mean(dim=-1).clamp_min(1e-10)
+    scale = torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return wave + noise * scale.unsqueeze(-1)
+
+
+class Degrader:
+    """Draws and applies reverb -> background noise -> gain, as configured."""
+
+    def __init__(self, config: AugmentConfig, noise: AudioBank, irs: AudioBank) -> None:
+        self.config = config
+        self.noise = noise
+        self.irs = irs
+
+    @classmethod
+    def from_folders(
+        cls, config: AugmentConfig, sample_rate: int, noise_dir: str | None, ir_dir: str | None, seed: int = 0
+    ) -> Degrader:
+        """Banks from folders, or synthesised ones for a folder that is None."""
+        noise = load_noise_bank(noise_dir, sample_rate) if noise_dir else synth_noise_bank(sample_rate, seed)
+        irs = (
+            load_ir_bank(ir_dir, sample_rate, config.ir_max_s)
+            if ir_dir
+            else synth_ir_bank(sample_rate, config.ir_max_s, seed)
+        )
+        return cls(config, noise, irs)
+
+    def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Degrade a batch (B, L) of clean waveforms; returns (B, L)."""
+        cfg = self.config
+        batch, length = wave.shape
+        out = wave
+        use_ir = torch.from_numpy(rng.random(batch) < cfg.ir_prob)
+        if use_ir.any():
+            wet = reverberate(out, torch.from_numpy(self.irs.pick(batch, rng)))
+            out = torch.where(use_ir.unsqueeze(-1), wet, out)
+        use_noise = torch.from_numpy(rng.random(batch) < cfg.noise_prob)
+        if use_noise.any():
+            noise = torch.from_numpy(self.noise.crops(batch, length, rng))
+            snr = torch.from_numpy(rng.uniform(cfg.snr_db[0], cfg.snr_db[1], batch).astype(np.float32))
+            out = torch.where(use_noise.unsqueeze(-1), mix_at_snr(out, noise, snr), out)
+        gain_db = rng.uniform(cfg.gain_db[0], cfg.gain_db[1], batch).astype(np.float32)
+        out = out * torch.from_numpy(10 ** (gain_db / 20)).unsqueeze(-1)
+        peak = out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+        return out / peak  # a recording clips at full scale; keep within [-1, 1] without clipping
+
+    def degrade(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Degrade one mono excerpt (samples,) of any length; returns (samples,)."""
+        return self(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)[0].numpy()
+
+
+def spec_augment(spec: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Cutout and frequency-band masks on log-mel spectrograms (B, F, T), each item its own.
+
+    Masked cells take the spectrogram's floor value (-1, i.e. silence after normalisation).
+    """
+    batch, n_freq, n_time = spec.shape
+    device = spec.device
+    mask = torch.zeros_like(spec, dtype=torch.bool)
+    f_idx = torch.arange(n_freq, device=device).view(1, n_freq, 1)
+    t_idx = torch.arange(n_time, device=device).view(1, 1, n_time)
+
+    def rand(high: torch.Tensor | int) -> torch.Tensor:
+        u = torch.rand(batch, generator=generator).to(device)
+        return (u * torch.as_tensor(high, device=device)).long().view(batch, 1, 1)
+
+    def chosen(prob: float) -> torch.Tensor:
+        return (torch.rand(batch, generator=generator) < prob).to(device).view(batch, 1, 1)
+
+    if config.cutout_prob > 0:
+        h = 1 + rand(max(1, int(config.cutout_max_frac * n_freq)))
+        w = 1 + rand(max(1, int(config.cutout_max_frac * n_time)))
+        f0 = rand(n_freq - h.view(-1) + 1)
+        t0 = rand(n_time - w.view(-1) + 1)
+        hole = (f_idx >= f0) & (f_idx < f0 + h) & (t_idx >= t0) & (t_idx < t0 + w)
+        mask |= hole & chosen(config.cutout_prob)
+    if config.band_mask_prob > 0 and config.band_mask_max > 0:
+        width = rand(min(config.band_mask_max, n_freq) + 1)
+        f0 = rand(n_freq - width.view(-1) + 1)
+        band = (f_idx >= f0) & (f_idx < f0 + width)
+        mask |= band & chosen(config.band_mask_prob)
+    return spec.masked_fill(mask, -1.0)
