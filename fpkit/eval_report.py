@@ -1,0 +1,174 @@
+"""What an evaluation produced, and how it is shown: report.json, a Rich table, hit_rate.png.
+
+report.json keeps the deterministic part (`settings`, `results`: the same seed gives the same
+bytes) apart from `timing`, which changes from run to run and machine to machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from rich.table import Table
+
+from fpkit import __version__
+from fpkit.evaluate import LengthMetrics, Timing
+
+REPORT_JSON = "report.json"
+HIT_RATE_PNG = "hit_rate.png"
+
+# Rate fields of `LengthMetrics`, in the order the table and the plot show them.
+RATE_FIELDS = (
+    "top1_exact",
+    "top1_near",
+    "top3_exact",
+    "top10_exact",
+    "song_top1",
+    "song_top3",
+    "song_top10",
+    "top1_accepted",
+    "false_positive_rate",
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that fixes the figures; a run with equal settings gives equal `results`."""
+
+    mode: str  # "synthetic" or "recordings"
+    model_id: str  # content hash of the weights
+    model_path: str
+    database: str  # folder, or "(temporary)" when built for this run only
+    database_songs: int
+    database_segments: int
+    index: str  # FAISS index description
+    songs: str | None  # query songs folder (synthetic)
+    dummy: str | None  # distractor songs folder (synthetic)
+    unknown: str | None  # never-indexed songs folder (synthetic)
+    noise: str | None
+    ir: str | None
+    recordings: str | None  # real query folder (recordings)
+    truth: str | None  # ground-truth CSV (recordings)
+    lengths_s: list[float] | None  # None: whole recordings
+    queries: int  # positions per protocol, or recordings
+    unknown_queries: int
+    protocols: list[str]
+    seed: int
+    snr_db: list[float]
+    sample_rate: int  # Hz
+    hop_s: float
+    augment: dict[str, Any]  # the AugmentConfig used for query degradation
+    search: dict[str, Any]  # the SearchConfig used, top_k as raised for eval
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    protocol: str  # "random", "aligned" or "recordings"
+    metrics: list[LengthMetrics]  # one per query length
+    timing: list[Timing]
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    settings: EvalSettings
+    results: list[ProtocolResult]
+    index_s: float  # seconds spent building the database; 0 when an existing one was used
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path
+    plot: Path
+
+
+def report_dict(report: EvalReport) -> dict[str, Any]:
+    """The JSON document: `settings` and `results` are deterministic, `timing` is not."""
+    return {
+        "fpkit": __version__,
+        "settings": asdict(report.settings),
+        "results": {r.protocol: [asdict(m) for m in r.metrics] for r in report.results},
+        "timing": {
+            "index_s": round(report.index_s, 3),
+            "search": {r.protocol: [asdict(t) for t in r.timing] for r in report.results},
+        },
+    }
+
+
+def write_report(report: EvalReport, out_dir: Path) -> ReportFiles:
+    """Write report.json and hit_rate.png into `out_dir` (created), each atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = ReportFiles(out_dir / REPORT_JSON, out_dir / HIT_RATE_PNG)
+    _write_atomic(files.json, json.dumps(report_dict(report), indent=2).encode() + b"\n")
+    tmp = files.plot.with_name(files.plot.name + ".tmp")
+    plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
+    os.replace(tmp, files.plot)
+    return files
+
+
+def length_label(length_s: float | None) -> str:
+    return "whole" if length_s is None else f"{length_s:g} s"
+
+
+def metrics_table(result: ProtocolResult) -> Table:
+    """Rows: metrics (percent) and search times; columns: query lengths, as in the paper's table."""
+    table = Table(title=f"{result.protocol} queries: hit rate (%)", title_justify="left")
+    table.add_column("metric")
+    for m in result.metrics:
+        table.add_column(length_label(m.length_s), justify="right")
+    table.add_row("queries", *[str(m.queries) for m in result.metrics])
+    if any(m.unknown_queries for m in result.metrics):
+        table.add_row("unknown queries", *[str(m.unknown_queries) for m in result.metrics])
+    for name in RATE_FIELDS:
+        values = [getattr(m, name) for m in result.metrics]
+        if all(v is None for v in values):
+            continue
+        table.add_row(
+            name, *["-" if v is None else f"{100 * v:.1f}" for v in values], end_section=name == RATE_FIELDS[-1]
+        )
+    table.add_row("search ms (mean)", *[_ms(t.mean_ms) for t in result.timing])
+    table.add_row("search ms (p95)", *[_ms(t.p95_ms) for t in result.timing])
+    return table
+
+
+def plot_hit_rates(report: EvalReport) -> Figure:
+    """One panel per protocol: hit rate (%) against query length, one line per metric.
+
+    A bare `Figure` renders with Agg when saved: no pyplot state, no display needed.
+    """
+    panels = len(report.results)
+    fig = Figure(figsize=(6 * panels, 4.5))
+    axes = fig.subplots(1, panels, squeeze=False, sharey=True)
+    for ax, result in zip(axes[0], report.results, strict=True):
+        x = list(range(len(result.metrics)))
+        for name in RATE_FIELDS:
+            values = [getattr(m, name) for m in result.metrics]
+            if all(v is None for v in values):
+                continue
+            y = [float("nan") if v is None else 100 * v for v in values]
+            style = "--" if name == "false_positive_rate" else "-"
+            ax.plot(x, y, style, marker="o", label=name)
+        ax.set_xticks(x, [length_label(m.length_s) for m in result.metrics])
+        ax.set_xlabel("query length")
+        ax.set_title(f"{result.protocol} queries")
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("hit rate (%)")
+    axes[0][-1].legend(loc="lower right", fontsize="small")
+    settings = report.settings
+    fig.suptitle(f"model {settings.model_id}, {settings.database_songs} songs in database", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
