@@ -8,6 +8,7 @@ once (see `_StreamResampler`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ import torchaudio.functional as AF
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+# libsndfile quietly shortens a WAV or AIFF whose data chunk runs past the end of the file; only its log says so.
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
+_UNSET_CHUNK_SIZE = 0xFFFFFFFF  # left by writers that stream and never come back to fill in the size
 
 
 class AudioError(ValueError):
@@ -69,7 +73,7 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
             source_rate = int(f.samplerate)
             resampler = _StreamResampler(source_rate, sample_rate)
             block_frames = resampler.align(int(block_s * source_rate))
-            declared, decoded = int(f.frames), 0
+            declared, decoded = _declared_frames(f), 0
             while True:
                 data = f.read(block_frames, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
@@ -84,7 +88,7 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
             if tail.size:
                 yield tail
             # MP3 headers only estimate their length; other formats state it exactly.
-            if f.format != "MPEG" and decoded < declared:
+            if f.format != "MP3" and decoded < declared:
                 raise AudioError(
                     f"{path}: truncated (header says {declared / source_rate:.2f} s, "
                     f"only {decoded / source_rate:.2f} s could be decoded)"
@@ -93,6 +97,14 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
         raise
     except Exception as err:
         raise AudioError(f"{path}: {_reason(err)}") from None
+
+
+def _declared_frames(f: sf.SoundFile) -> int:
+    """Frames the header promises; `f.frames` is already cut to what a truncated WAV holds."""
+    match = _SHORT_CHUNK.search(f.extra_info)
+    if match is None or int(match[1]) == _UNSET_CHUNK_SIZE or int(match[2]) <= 0:
+        return int(f.frames)
+    return int(f.frames) * int(match[1]) // int(match[2])
 
 
 def _reason(err: Exception) -> str:
