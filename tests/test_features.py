@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from synth import make_song, tone
+
+from fpkit.config import CONFIG_DIR, Config, load_config
+from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
+
+
+def songs(batch: int, seconds: float = 1.0) -> torch.Tensor:
+    return torch.from_numpy(np.stack([make_song(seconds, 8000, seed) for seed in range(batch)]))
+
+
+def frontend(config: Config) -> LogMelSpectrogram:
+    return LogMelSpectrogram(config.audio, config.features)
+
+
+@pytest.mark.parametrize(("name", "n_mels"), [("paper", 256), ("default", 128)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_shape_and_range(name: str, n_mels: int, batch: int) -> None:
+    config = load_config(CONFIG_DIR / f"{name}.yaml")
+    spec = frontend(config)(songs(batch))
+    assert spec.shape == (batch, n_mels, 32)
+    assert spec.dtype == torch.float32
+    assert spec.min().item() >= -1.0 and spec.max().item() <= 1.0
+    # Each segment is normalised to its own maximum, and the 80 dB range reaches the floor.
+    assert torch.allclose(spec.amax(dim=(1, 2)), torch.ones(batch))
+    assert (spec == -1.0).any()
+
+
+def test_frames_per_segment() -> None:
+    config = Config()
+    assert n_frames(config.audio, config.features) == 32
+    two_s = load_config(None, ["audio.segment_s=2.0"])
+    assert n_frames(two_s.audio, two_s.features) == 63
+
+
+@pytest.mark.parametrize("gain", [0.01, 0.3, 2.0])
+def test_gain_invariance(gain: float) -> None:
+    mel = frontend(Config())
+    wave = songs(2)
+    torch.testing.assert_close(mel(wave * gain), mel(wave), atol=1e-4, rtol=0)
+
+
+def test_items_are_independent() -> None:
+    mel = frontend(Config())
+    wave = songs(3)
+    torch.testing.assert_close(mel(wave)[1:2], mel(wave[1:2]), atol=1e-5, rtol=0)
+
+
+def test_silence_stays_finite() -> None:
+    spec = frontend(Config())(torch.zeros(2, 8000))
+    assert torch.isfinite(spec).all()
+
+
+def test_a_higher_tone_lands_in_a_higher_band() -> None:
+    mel = frontend(Config())
+    peaks = []
+    for freq in (400.0, 1000.0, 2000.0, 3500.0):
+        spec = mel(torch.from_numpy(tone(freq, 1.0, 8000)[:, 0])[None])
+        peaks.append(int(spec[0].mean(dim=1).argmax()))
+    assert peaks == sorted(peaks) and len(set(peaks)) == 4
+    assert peaks[0] > 0 and peaks[-1] < 255
+
+
+def test_frontend_flops_is_positive_and_grows_with_length() -> None:
+    one = Config()
+    two = load_config(None, ["audio.segment_s=2.0"])
+    assert 0 < frontend_flops(one.audio, one.features) < frontend_flops(two.audio, two.features)
