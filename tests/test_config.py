@@ -122,6 +122,12 @@ def test_missing_file_names_file(tmp_path: Path) -> None:
     assert config_error(path).startswith(f"{path}: cannot read config")
 
 
+def test_binary_file_instead_of_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "song.flac"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert config_error(path).startswith(f"{path}: not a text file")
+
+
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     assert config_error(tmp_path).startswith(f"{tmp_path}: cannot read config")
 
