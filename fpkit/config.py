@@ -9,6 +9,7 @@ whose message names the file and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +21,17 @@ import yaml
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names file and key."""
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but `1e-3` is a number as in YAML 1.2, not the string YAML 1.1 makes it."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass
@@ -264,7 +276,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -282,7 +294,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         raise ConfigError(f"--set {item}: expected section.key=value")
     parts = key.strip().split(".")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_YamlLoader) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {item}: value is not valid YAML") from None
     node = data

@@ -159,6 +159,13 @@ def test_overrides_apply_on_top_of_the_file() -> None:
     assert config.train.lr == pytest.approx(1e-3)
 
 
+@pytest.mark.parametrize(("text", "value"), [("1e-3", 1e-3), ("1E-4", 1e-4), ("2.5e-4", 2.5e-4), ("1.0e-3", 1e-3)])
+def test_exponent_notation_is_a_number(tmp_path: Path, text: str, value: float) -> None:
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; a learning rate is written that way more often than not.
+    assert load_config(write(tmp_path, f"train:\n  lr: {text}\n", "lr.yaml")).train.lr == pytest.approx(value)
+    assert load_config(None, [f"train.lr={text}"]).train.lr == pytest.approx(value)
+
+
 def test_override_without_a_file() -> None:
     config = load_config(None, ["model.emb_dim=64"])
     assert config.model.emb_dim == 64
