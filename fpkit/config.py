@@ -186,13 +186,14 @@ class IndexConfig:
     # FAISS factory string, or "auto": exact search for small databases, IVF-PQ beyond.
     factory: str = "auto"
     exact_below: int = 20000  # vectors; fewer than this are searched exactly
-    pq_bytes: int = 64  # PQ code size per vector for the "auto" IVF-PQ
+    pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
+    on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
     batch_size: int = 256  # segments per model call while fingerprinting
 
     def validate(self) -> None:
         _require(self.factory.strip() != "", "factory", "must be a FAISS factory string or 'auto'")
         _require(self.exact_below >= 0, "exact_below", "must be >= 0")
-        _require(self.pq_bytes in (8, 16, 32, 64, 128), "pq_bytes", "must be one of 8, 16, 32, 64, 128")
+        _require(self.pq_m in (8, 16, 32, 64, 128), "pq_m", "must be one of 8, 16, 32, 64, 128")
         _require(self.batch_size >= 1, "batch_size", "must be positive")
 
 

@@ -7,7 +7,10 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
+from fpkit.cli.generate import generate
+from fpkit.cli.index import index
 from fpkit.cli.info import info
+from fpkit.cli.search import search
 
 app = typer.Typer(
     name="fpkit",
@@ -17,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("info")(info)
+app.command("generate")(generate)
+app.command("index")(index)
+app.command("search")(search)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,122 @@
+"""What the database commands (generate, index, search) share: options, path lists, the model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fpkit.audio import find_audio_files
+from fpkit.cli.common import err_console, fail
+from fpkit.config import Config, ConfigError, IndexConfig, apply_override, config_from_dict
+from fpkit.db import AddReport, Database
+from fpkit.device import DeviceError, resolve_device
+from fpkit.model import CheckpointError, LoadedModel, load_model
+
+SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="FPKIT_DB", help="Database folder (default: $FPKIT_DB, else ./fpkit-db)."),
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model", "-m", dir_okay=False, help="Model checkpoint (default: the database's, else the shipped one)."
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override the model's config, e.g. --set search.top_k=10 (repeatable).", metavar="KEY=VALUE"
+    ),
+]
+
+
+def expand_paths(args: list[str]) -> list[str]:
+    """The arguments, with `-` replaced by the non-empty lines of stdin."""
+    paths: list[str] = []
+    for arg in args:
+        if arg == "-":
+            paths.extend(line.strip() for line in sys.stdin if line.strip())
+        else:
+            paths.append(arg)
+    return paths
+
+
+def device_or_fail(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except DeviceError as err:
+        fail(str(err))
+
+
+def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
+    try:
+        return load_model(path, device)
+    except CheckpointError as err:
+        fail(str(err))
+
+
+def with_overrides(config: Config, overrides: list[str] | None) -> Config:
+    """The model's own config with `section.key=value` overrides applied."""
+    if not overrides:
+        return config
+    data = config.to_dict()
+    try:
+        for item in overrides:
+            apply_override(data, item)
+        return config_from_dict(data, "--set")
+    except ConfigError as err:
+        fail(str(err))
+
+
+def add_with_progress(db: Database, paths: list[str], model: LoadedModel, batch_size: int) -> AddReport:
+    """`db.add_files` with a progress bar on stderr; Ctrl-C keeps the last committed state."""
+    files = find_audio_files(list(paths))
+    with _progress() as progress:
+        task = progress.add_task("fingerprinting", total=len(files))
+        try:
+            return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
+        except KeyboardInterrupt:
+            progress.stop()
+            fail(f"interrupted; {db.root} keeps its last committed songs (run again to resume)", code=130)
+
+
+def index_with_progress(db: Database, config: IndexConfig) -> None:
+    with _progress() as progress:
+        task = progress.add_task("indexing", total=db.rows)
+        try:
+            db.update_index(config, progress=lambda n: progress.advance(task, n))
+        except KeyboardInterrupt:
+            progress.stop()
+            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", code=130)
+
+
+def report_and_exit(report: AddReport, db: Database) -> None:
+    """Summary and failures on stderr; exit `SOME_FAILED` when a file could not be stored."""
+    for failed in report.failed:
+        err_console.print(f"[bold red]failed:[/] {failed.reason}", soft_wrap=True)
+    err_console.print(
+        f"{db.root}: stored {len(report.stored)} new songs ({report.rows} segments), "
+        f"skipped {len(report.skipped)} already stored, {len(report.failed)} failed; "
+        f"now {len(db.songs)} songs, {db.rows} segments"
+    )
+    if report.failed:
+        raise typer.Exit(code=SOME_FAILED)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )

@@ -1,0 +1,45 @@
+"""`fpkit generate`: fingerprint audio files into a store folder, without an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fpkit.cli.common import fail
+from fpkit.cli.dbopts import (
+    DeviceOption,
+    ModelOption,
+    SetOption,
+    add_with_progress,
+    device_or_fail,
+    expand_paths,
+    model_or_fail,
+    report_and_exit,
+    with_overrides,
+)
+from fpkit.db import Database, DatabaseError
+
+
+def generate(
+    paths: Annotated[list[str], typer.Argument(help="Audio files or folders; - reads paths from stdin.")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Output folder (created or resumed).")],
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    overrides: SetOption = None,
+) -> None:
+    """Fingerprint every 1 s segment (0.5 s hop) of every audio file under PATHS into OUT.
+
+    OUT holds float16 fingerprints, a table of files and a copy of the model; running again
+    resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
+    """
+    loaded = model_or_fail(model, device_or_fail(device))
+    config = with_overrides(loaded.config, overrides)
+    try:
+        db = Database.open_or_create(out, loaded)
+    except DatabaseError as err:
+        fail(str(err))
+    with db:
+        report = add_with_progress(db, expand_paths(paths), loaded, config.index.batch_size)
+        report_and_exit(report, db)

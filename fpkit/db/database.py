@@ -1,0 +1,275 @@
+"""A fingerprint database: a `Store` of songs, its FAISS index, and the model that made both.
+
+The model is part of the database: its checkpoint is copied in at creation and its weights id
+recorded, and every later add or search must use a model with the same id (`ModelMismatch`).
+Songs are identified by a hash of their decoded audio, so the same song under another path
+or in another container is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from fpkit.audio import AudioError, find_audio_files, load_audio
+from fpkit.config import IndexConfig
+from fpkit.db.index import Progress, read_index, update_index
+from fpkit.db.store import FileRecord, Store, StoreError
+from fpkit.fingerprint import REFERENCE_MIN_FILL, check_usable, content_hash, reference_prints
+from fpkit.model import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+COMMIT_EVERY_S = 60.0  # an interrupted add keeps the songs stored up to its last commit
+DECODE_AHEAD = 2  # files decoded in a background thread while the model works
+
+
+class DatabaseError(StoreError):
+    """A database that cannot be used as asked; the message names the folder."""
+
+
+class ModelMismatch(DatabaseError):
+    """A model other than the one the database was built with."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    stored_as: str  # the stored song with the same content
+
+
+@dataclass(frozen=True)
+class Failed:
+    path: str
+    reason: str  # one line, naming the file
+
+
+@dataclass
+class AddReport:
+    stored: list[FileRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(r.count for r in self.stored)
+
+
+class Database:
+    """Open with `Database.open`, `Database.create` or `Database.open_or_create`; close when done."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def create(cls, root: str | Path, model: LoadedModel) -> Database:
+        """A new empty database in `root` (writable), holding a copy of `model`'s checkpoint."""
+        store = Store.create(root, model.path, model.model_id, model.config.audio, model.model.dims.emb_dim)
+        return cls(store)
+
+    @classmethod
+    def open(cls, root: str | Path, writable: bool = False) -> Database:
+        try:
+            return cls(Store.open(root, writable))
+        except StoreError as err:
+            raise DatabaseError(str(err)) from None
+
+    @classmethod
+    def open_or_create(cls, root: str | Path, model: LoadedModel, rebuild: bool = False) -> Database:
+        """Open `root` for writing, checking `model`, or create it; `rebuild` forgets its songs.
+
+        A rebuild takes effect at the next commit, so the old contents survive an interruption.
+        """
+        if not (Path(root) / "manifest.json").exists():
+            return cls.create(root, model)
+        db = cls.open(root, writable=True)
+        try:
+            db.check_model(model)
+        except ModelMismatch:
+            db.close()
+            raise
+        if rebuild:
+            db.store.start_over()
+        return db
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    @property
+    def model_id(self) -> str:
+        return self.store.model_id
+
+    @property
+    def songs(self) -> list[FileRecord]:
+        return self.store.files
+
+    @property
+    def rows(self) -> int:
+        return self.store.rows
+
+    @property
+    def indexed_rows(self) -> int:
+        meta = self.store.index_meta
+        return int(meta["rows"]) if meta else 0
+
+    def check_model(self, model: LoadedModel) -> None:
+        if model.model_id != self.model_id:
+            raise ModelMismatch(
+                f"{self.root}: built with model {self.model_id}, but {model.path} is model {model.model_id}"
+            )
+
+    def load_model(self, device: str | torch.device = "cpu") -> LoadedModel:
+        """The database's own copy of its model."""
+        loaded = load_model(self.store.model_path, device)
+        self.check_model(loaded)
+        return loaded
+
+    def load_index(self) -> faiss.Index:
+        meta = self.store.index_meta
+        if meta is None:
+            raise DatabaseError(f"{self.root}: has no index yet (run fpkit index)")
+        if meta["rows"] < self.rows:
+            log.warning("%s: %d stored rows are not indexed yet; run fpkit index", self.root, self.rows - meta["rows"])
+        return read_index(self.root, meta)
+
+    def add_files(
+        self,
+        paths: Iterable[str | Path],
+        model: LoadedModel,
+        batch_size: int = 256,
+        on_file: Callable[[str], None] | None = None,
+    ) -> AddReport:
+        """Fingerprint and store every audio file under `paths` (files or folders), then commit.
+
+        Unchanged paths and already-stored content are skipped; unreadable files are reported
+        in `AddReport.failed` and do not stop the run. Commits every `COMMIT_EVERY_S` seconds.
+        `on_file` is called with each file's path once it is dealt with (for progress bars).
+        """
+        self.check_model(model)
+        audio = model.config.audio
+        report = AddReport()
+        last_commit = time.monotonic()
+        min_samples = math.ceil(REFERENCE_MIN_FILL * audio.segment_samples)
+        for path, stat, decoded in _decode_ahead(self.store, find_audio_files(list(paths)), audio.sample_rate):
+            name = str(path)
+            if isinstance(decoded, FileRecord):
+                report.skipped.append(Skipped(name, decoded.path))
+            elif isinstance(decoded, Exception):
+                report.failed.append(Failed(name, str(decoded)))
+            else:
+                assert stat is not None  # decoded audio always comes with its stat
+                try:
+                    check_usable(decoded, name, audio, min_samples)
+                except AudioError as err:
+                    report.failed.append(Failed(name, str(err)))
+                else:
+                    self._store_song(path, stat, decoded, model, batch_size, report)
+            if on_file is not None:
+                on_file(name)
+            if time.monotonic() - last_commit > COMMIT_EVERY_S:
+                self.store.commit()
+                last_commit = time.monotonic()
+        self.store.commit()
+        return report
+
+    def _store_song(
+        self, path: Path, stat: os.stat_result, wave: np.ndarray, model: LoadedModel, batch_size: int, report: AddReport
+    ) -> None:
+        sha = content_hash(wave)
+        same = self.store.find_content(sha)
+        if same is not None:
+            report.skipped.append(Skipped(str(path), same.path))
+            return
+        prints = reference_prints(model.model, wave, model.config.audio, batch_size)
+        duration = len(wave) / model.config.audio.sample_rate
+        report.stored.append(self.store.append(str(path), duration, sha, stat.st_size, stat.st_mtime_ns, prints))
+
+    def add_databases(self, others: Iterable[Database], on_song: Callable[[str], None] | None = None) -> AddReport:
+        """Copy the songs of other databases or `fpkit generate` outputs made with the same model."""
+        report = AddReport()
+        for other in others:
+            if other.model_id != self.model_id:
+                raise ModelMismatch(
+                    f"{other.root}: made with model {other.model_id}, this database uses {self.model_id}"
+                )
+            for record in other.songs:
+                same = self.store.find_content(record.sha)
+                if same is not None:
+                    report.skipped.append(Skipped(record.path, same.path))
+                else:
+                    prints = other.store.read_rows(record.first_row, record.first_row + record.count)
+                    report.stored.append(
+                        self.store.append(
+                            record.path, record.duration_s, record.sha, record.size, record.mtime_ns, prints
+                        )
+                    )
+                if on_song is not None:
+                    on_song(record.path)
+        self.store.commit()
+        return report
+
+    def update_index(self, config: IndexConfig, progress: Progress | None = None) -> None:
+        """Index every stored row (see `fpkit.db.index.update_index`) and commit."""
+        self.store.set_index(update_index(self.store, config, progress))
+        self.store.commit()
+
+
+def _decode_ahead(
+    store: Store, paths: list[Path], sample_rate: int
+) -> Iterator[tuple[Path, os.stat_result | None, np.ndarray | FileRecord | Exception]]:
+    """Each path with its stat and its decoded audio, the stored record of an unchanged path, or the error.
+
+    Decoding runs in a background thread (libsndfile and the resampler release the GIL), so
+    the next files are read while the model fingerprints the current one.
+    """
+    pending: deque[tuple[Path, os.stat_result | None, Future[np.ndarray] | FileRecord | Exception]] = deque()
+    queue = iter(paths)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        def submit() -> None:
+            path = next(queue, None)
+            if path is None:
+                return
+            absolute = Path(os.path.abspath(path))
+            try:
+                stat = absolute.stat()
+            except OSError as err:
+                pending.append((absolute, None, AudioError(f"{path}: cannot read ({err.strerror})")))
+                return
+            known = store.find_unchanged(str(absolute), stat.st_size, stat.st_mtime_ns)
+            job = known if known is not None else pool.submit(load_audio, absolute, sample_rate)
+            pending.append((absolute, stat, job))
+
+        for _ in range(DECODE_AHEAD):
+            submit()
+        while pending:
+            path, stat, job = pending.popleft()
+            submit()
+            if isinstance(job, Future):
+                try:
+                    yield path, stat, job.result()
+                except AudioError as err:
+                    yield path, stat, err
+            else:
+                yield path, stat, job

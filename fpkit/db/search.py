@@ -1,0 +1,142 @@
+"""The paper's sequence search, with sub-hop offsets.
+
+For every query segment FAISS returns its nearest stored rows. A hit on row r by segment i
+proposes that the query starts at row r - i of r's song. Each distinct (song, start) is
+scored by the mean similarity of the whole query sequence against the stored fingerprints at
+that alignment (rows outside the song count as 0), and the best start per song is reported.
+
+The query is fingerprinted at S start shifts within one hop (`fpkit.fingerprint.query_prints`):
+a start row c found with the copy shifted by s seconds places the query at c * hop - s, so the
+candidate offsets form a grid of hop / S seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from fpkit.audio import load_audio
+from fpkit.config import SearchConfig
+from fpkit.db.database import Database
+from fpkit.db.index import set_nprobe
+from fpkit.fingerprint import QueryPrints, check_usable, query_prints
+from fpkit.model import LoadedModel
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A query placed in a stored song."""
+
+    song: int  # position in the files table
+    offset_s: float  # where the query starts in the song, seconds
+    score: float  # mean cosine similarity of the query sequence at this alignment
+
+
+@dataclass(frozen=True)
+class Match:
+    ref: str  # stored path of the song
+    offset_s: float  # seconds into the song where the query starts
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str  # the query's name or path as given
+    match: Match | None  # the best candidate when its score reaches the threshold
+    candidates: list[Match]  # best alignment per song, best first, reported even below the threshold
+    duration_s: float  # length of the query
+
+
+@dataclass(frozen=True)
+class SongTable:
+    """Where each stored song's rows are: first row (S,) ascending and row count (S,)."""
+
+    first_rows: np.ndarray
+    counts: np.ndarray
+
+    def song_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.first_rows, rows, side="right") - 1
+
+
+def sequence_search(
+    index: faiss.Index,
+    vectors: np.ndarray,
+    songs: SongTable,
+    query: QueryPrints,
+    hop_s: float,
+    segment_k: int,
+    top_k: int,
+) -> list[Alignment]:
+    """The best alignment in each of the `top_k` best-scoring songs, best first.
+
+    `vectors` (rows, d) are the stored fingerprints (any float dtype) the index's ids point at.
+    """
+    everything = np.concatenate(query.prints)  # (sum n_s, d)
+    _, hits = index.search(everything, segment_k)  # (sum n_s, k), -1 where fewer rows exist
+    song_ids, offsets, scores = [], [], []
+    first = 0
+    for shift_s, prints in zip(query.shifts_s, query.prints, strict=True):
+        n = prints.shape[0]
+        rows = hits[first : first + n]
+        first += n
+        position = np.broadcast_to(np.arange(n)[:, None], rows.shape)
+        found = rows >= 0
+        song = songs.song_of(rows[found])
+        start = rows[found] - position[found] - songs.first_rows[song]  # start row within the song
+        pairs = np.unique(np.stack([song, start], axis=1), axis=0)  # (c, 2) distinct candidates
+        song_ids.append(pairs[:, 0])
+        offsets.append(pairs[:, 1] * hop_s - shift_s)
+        scores.append(_alignment_scores(prints, vectors, songs, pairs[:, 0], pairs[:, 1]))
+    song_id, offset, score = np.concatenate(song_ids), np.concatenate(offsets), np.concatenate(scores)
+    order = np.argsort(-score, kind="stable")
+    _, best_per_song = np.unique(song_id[order], return_index=True)  # first (best) row of each song
+    best = order[np.sort(best_per_song)][:top_k]
+    return [Alignment(int(song_id[i]), float(offset[i]), float(score[i])) for i in best]
+
+
+def _alignment_scores(
+    prints: np.ndarray, vectors: np.ndarray, songs: SongTable, song: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """Mean similarity (c,) of the query `prints` (n, d) placed at row `start` (c,) of `song` (c,)."""
+    n = prints.shape[0]
+    local = start[:, None] + np.arange(n)[None, :]  # (c, n)
+    inside = (local >= 0) & (local < songs.counts[song][:, None])
+    rows = np.where(inside, songs.first_rows[song][:, None] + local, 0)
+    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)  # (c, n, d)
+    similarity = np.einsum("cnd,nd->cn", stored, prints)
+    return np.where(inside, similarity, 0.0).sum(axis=1) / n
+
+
+class Searcher:
+    """Searches one database with its model; load once, query many times."""
+
+    def __init__(self, db: Database, model: LoadedModel, config: SearchConfig | None = None) -> None:
+        db.check_model(model)
+        self.db = db
+        self.model = model
+        self.config = config if config is not None else model.config.search
+        self.index = db.load_index()
+        set_nprobe(self.index, self.config.nprobe)
+        first, counts = db.store.song_bounds()
+        self.songs = SongTable(first, counts)
+        self.vectors = db.store.vectors
+        self.paths = [record.path for record in db.songs]
+
+    def search_file(self, path: str | Path) -> SearchResult:
+        """Decode any audio file and search it; raises `AudioError` naming the file."""
+        wave = load_audio(path, self.model.config.audio.sample_rate)
+        return self.search_wave(wave, str(path))
+
+    def search_wave(self, wave: np.ndarray, query_name: str = "<wave>") -> SearchResult:
+        """Search a mono float32 query (samples,) at the model rate, at least one segment long."""
+        audio = self.model.config.audio
+        check_usable(wave, query_name, audio)
+        cfg = self.config
+        prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.model.config.index.batch_size)
+        found = sequence_search(self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.top_k)
+        candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found]
+        best = candidates[0] if candidates and candidates[0].score >= cfg.threshold else None
+        return SearchResult(query_name, best, candidates, len(wave) / audio.sample_rate)

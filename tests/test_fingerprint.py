@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synth import make_song, write_audio
+
+from fpkit.audio import AudioError, load_audio, segment_starts
+from fpkit.config import Config
+from fpkit.fingerprint import check_usable, content_hash, query_prints, reference_prints
+from fpkit.model import build_model
+
+
+@pytest.fixture
+def model(tiny_config: Config) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(tiny_config).eval()
+
+
+def test_reference_prints_cover_every_hop_and_the_last_half_second(model, tiny_config: Config) -> None:
+    audio = tiny_config.audio
+    wave = make_song(5.3, audio.sample_rate)
+    prints = reference_prints(model, wave, audio, batch_size=4)
+    expected = len(segment_starts(len(wave), audio.segment_samples, audio.hop_samples, min_fill=0.5))
+    assert prints.shape == (expected, tiny_config.model.emb_dim) == (10, 32)
+    assert prints.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(prints, axis=1), 1.0, atol=1e-5)
+
+
+def test_batching_does_not_change_fingerprints(model, tiny_config: Config) -> None:
+    wave = make_song(4.0, tiny_config.audio.sample_rate)
+    one = reference_prints(model, wave, tiny_config.audio, batch_size=1)
+    many = reference_prints(model, wave, tiny_config.audio, batch_size=64)
+    np.testing.assert_allclose(one, many, atol=1e-5)
+
+
+def test_query_copies_are_shifted_within_one_hop(model, tiny_config: Config) -> None:
+    audio = tiny_config.audio
+    wave = make_song(3.0, audio.sample_rate)
+    q = query_prints(model, wave, audio, shifts=4, batch_size=16)
+    np.testing.assert_allclose(q.shifts_s, [0.0, 0.125, 0.25, 0.375])
+    assert [p.shape[0] for p in q.prints] == [5, 4, 4, 4]  # whole segments only
+    # The unshifted copy equals the stored fingerprints of the same samples.
+    stored = reference_prints(model, wave, audio, batch_size=16)
+    np.testing.assert_allclose(q.prints[0], stored[:5], atol=1e-5)
+
+
+def test_a_one_second_query_still_gets_every_shift(model, tiny_config: Config) -> None:
+    wave = make_song(1.0, tiny_config.audio.sample_rate)
+    q = query_prints(model, wave, tiny_config.audio, shifts=4, batch_size=16)
+    assert len(q.shifts_s) == 4 and all(p.shape[0] == 1 for p in q.prints)
+
+
+def test_short_or_silent_input_is_refused_by_name(tiny_config: Config) -> None:
+    audio = tiny_config.audio
+    with pytest.raises(AudioError, match=r"^clip.wav: too short \(0.50 s"):
+        check_usable(make_song(0.5, audio.sample_rate), "clip.wav", audio)
+    with pytest.raises(AudioError, match=r"^quiet.wav: silent"):
+        check_usable(np.zeros(2 * audio.sample_rate, dtype=np.float32), "quiet.wav", audio)
+    check_usable(make_song(1.0, audio.sample_rate), "ok.wav", audio)
+
+
+def test_content_hash_follows_the_audio_not_the_container(tmp_path: Path) -> None:
+    wave = np.round(make_song(2.0, 16000) * 32767).astype(np.int16)  # the same PCM samples in both files
+    wav = load_audio(write_audio(tmp_path / "a.wav", wave, 16000), 8000)
+    flac = load_audio(write_audio(tmp_path / "b.flac", wave, 16000), 8000)
+    other = load_audio(write_audio(tmp_path / "c.wav", make_song(2.0, 16000, seed=1), 16000), 8000)
+    # Hashing decoded audio makes a WAV and a FLAC of the same samples one song.
+    assert content_hash(wav) == content_hash(flac) != content_hash(other)

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import TINY
+from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
+from synth import make_song, write_audio, write_songs
+
+import fpkit.db.database
+from fpkit.augment import Degrader
+from fpkit.db import Database, ModelMismatch, Searcher
+from fpkit.db.search import SongTable, sequence_search
+from fpkit.fingerprint import QueryPrints
+from fpkit.model import DEFAULT_WEIGHTS, LoadedModel, load_model
+
+N_SONGS = 4
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> LoadedModel:
+    return loaded(save_model(tmp_path / "tiny.pt", db_config(TINY)))
+
+
+@pytest.fixture
+def songs(tmp_path: Path) -> list[Path]:
+    return write_songs(tmp_path / "songs", N_SONGS, SONG_S, RATE)
+
+
+def random_excerpts(count: int, seed: int) -> list[tuple[int, float, np.ndarray]]:
+    """(song seed, true offset in seconds, excerpt of 3 to 6 s at a continuous offset)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        song = int(rng.integers(N_SONGS))
+        length = rng.uniform(3.0, 6.0)
+        start = rng.uniform(0.0, SONG_S - length)
+        out.append((song, round(start * RATE) / RATE, excerpt(make_song(SONG_S, RATE, song), start, length)))
+    return out
+
+
+def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
+    rng = np.random.default_rng(0)
+    stored = rng.standard_normal((30, 8)).astype(np.float32)
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(8)
+    index.add(stored)
+    songs = SongTable(np.array([0, 10]), np.array([10, 20]))
+    # The copy shifted by 0.25 s matches song 1 from its row 4: the query starts at 4 * 0.5 - 0.25 s.
+    query = QueryPrints(np.array([0.0, 0.25]), [-stored[12:15], stored[14:17]])
+    found = sequence_search(index, stored, songs, query, hop_s=0.5, segment_k=3, top_k=5)
+    assert (found[0].song, found[0].offset_s) == (1, 1.75)
+    assert found[0].score == pytest.approx(1.0)
+    assert len({a.song for a in found}) == len(found)  # one alignment per song
+
+
+def test_clean_excerpts_are_found_at_their_offsets(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
+    searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
+    errors = []
+    for song, start, clip in random_excerpts(12, seed=1):
+        result = searcher.search_wave(clip, "clip")
+        assert result.match is not None and result.match.ref == str(songs[song])
+        errors.append(abs(result.match.offset_s - start))
+    assert max(errors) < 0.25
+    assert np.median(errors) < 0.1
+
+
+def test_unknown_audio_has_no_match(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
+    searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
+    for seed in range(100, 108):
+        result = searcher.search_wave(make_song(4.0, RATE, seed), "unknown")
+        assert result.match is None
+        assert result.candidates and result.candidates[0].score < model.config.search.threshold
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="needs a trained model: untrained nets are not noise-robust")
+def test_noisy_excerpts_are_found_with_the_shipped_model(tmp_path: Path, songs: list[Path]) -> None:
+    model = load_model(None)
+    searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
+    degrader = Degrader.from_folders(model.config.augment, RATE, None, None)
+    rng = np.random.default_rng(0)
+    for song, start, clip in random_excerpts(10, seed=2):
+        result = searcher.search_wave(degrader.degrade(clip, rng), "noisy")
+        assert result.candidates[0].ref == str(songs[song])
+        assert abs(result.candidates[0].offset_s - start) < 0.25
+
+
+def test_songs_added_later_are_found_and_duplicates_are_skipped(
+    tmp_path: Path, model: LoadedModel, songs: list[Path]
+) -> None:
+    db = indexed_db(tmp_path / "db", songs[:2], model)
+    db.close()
+    with Database.open_or_create(tmp_path / "db", model) as db:
+        pcm, _ = sf.read(songs[0], dtype="int16")  # the same samples in another container
+        copy = write_audio(tmp_path / "elsewhere" / "copy.flac", pcm, RATE)
+        report = db.add_files([*songs, copy], model)
+        db.update_index(model.config.index)
+        assert [Path(r.path) for r in report.stored] == songs[2:]
+        assert {Path(s.path) for s in report.skipped} == {*songs[:2], copy}
+        again = db.add_files(songs, model)
+        assert not again.stored and len(again.skipped) == N_SONGS
+    with Database.open(tmp_path / "db") as db:
+        result = Searcher(db, model).search_wave(excerpt(make_song(SONG_S, RATE, 3), 5.0, 4.0))
+        assert len(db.songs) == N_SONGS and result.match is not None and result.match.ref == str(songs[3])
+
+
+def test_an_interrupted_add_leaves_the_old_database_searchable(
+    tmp_path: Path, model: LoadedModel, songs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexed_db(tmp_path / "db", songs[:2], model).close()
+    real = fpkit.db.database.reference_prints
+    calls = []
+
+    def crash_on_second_song(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fpkit.db.database, "reference_prints", crash_on_second_song)
+    with pytest.raises(KeyboardInterrupt), Database.open_or_create(tmp_path / "db", model) as db:
+        db.add_files(songs[2:], model)
+    monkeypatch.undo()
+    with Database.open(tmp_path / "db") as db:
+        assert len(db.songs) == 2
+        result = Searcher(db, model).search_wave(excerpt(make_song(SONG_S, RATE, 1), 3.0, 4.0))
+        assert result.match is not None and result.match.ref == str(songs[1])
+    with Database.open_or_create(tmp_path / "db", model) as db:  # the next run resumes
+        assert len(db.add_files(songs, model).stored) == 2
+
+
+def test_an_interrupted_rebuild_keeps_the_old_songs(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
+    indexed_db(tmp_path / "db", songs[:2], model).close()
+    with Database.open_or_create(tmp_path / "db", model, rebuild=True):
+        pass  # stopped before anything was committed
+    with Database.open(tmp_path / "db") as db:
+        assert len(db.songs) == 2 and db.indexed_rows == db.rows
+
+
+def test_another_model_is_refused(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
+    indexed_db(tmp_path / "db", songs[:1], model).close()
+    other = loaded(save_model(tmp_path / "other.pt", db_config(TINY), seed=1))
+    with pytest.raises(ModelMismatch, match=r"built with model [0-9a-f]+, but .*other.pt is model"):
+        Database.open_or_create(tmp_path / "db", other)
+    with Database.open(tmp_path / "db") as db, pytest.raises(ModelMismatch):
+        Searcher(db, other)
+
+
+def test_unreadable_and_silent_songs_are_reported_and_the_rest_stored(
+    tmp_path: Path, model: LoadedModel, songs: list[Path]
+) -> None:
+    (tmp_path / "songs" / "broken.wav").write_bytes(b"RIFF....not audio at all")
+    write_audio(tmp_path / "songs" / "silence.wav", np.zeros(3 * RATE, dtype=np.float32), RATE)
+    with Database.open_or_create(tmp_path / "db", model) as db:
+        report = db.add_files([tmp_path / "songs", tmp_path / "missing.wav"], model)
+    reasons = {Path(f.path).name: f.reason for f in report.failed}
+    assert set(reasons) == {"broken.wav", "silence.wav", "missing.wav"}
+    assert "not readable as audio" in reasons["broken.wav"] and "silent" in reasons["silence.wav"]
+    assert len(report.stored) == N_SONGS
