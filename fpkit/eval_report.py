@@ -44,25 +44,25 @@ class EvalSettings:
     model_path: str
     database: str  # folder, or "(temporary)" when built for this run only
     database_songs: int
-    database_segments: int
-    index: str  # FAISS index description
-    songs: str | None  # query songs folder (synthetic)
-    dummy: str | None  # distractor songs folder (synthetic)
-    unknown: str | None  # never-indexed songs folder (synthetic)
-    noise: str | None
-    ir: str | None
-    recordings: str | None  # real query folder (recordings)
-    truth: str | None  # ground-truth CSV (recordings)
-    lengths_s: list[float] | None  # None: whole recordings
-    queries: int  # positions per protocol, or recordings
-    unknown_queries: int
+    database_segments: int  # stored fingerprints
+    index: str  # FAISS factory string of the database's index
+    lengths_s: list[float] | None  # query lengths; None: whole recordings
     protocols: list[str]
-    seed: int
-    snr_db: list[float]
-    sample_rate: int  # Hz
-    hop_s: float
-    augment: dict[str, Any]  # the AugmentConfig used for query degradation
+    sample_rate: int  # Hz, the model's
+    hop_s: float  # seconds between stored segments
     search: dict[str, Any]  # the SearchConfig used, top_k as raised for eval
+    queries: int = 0  # positions per protocol (synthetic), or known recordings
+    unknown_queries: int = 0
+    songs: str | None = None  # synthetic: query songs folder
+    dummy: str | None = None  # synthetic: distractor songs folder
+    unknown: str | None = None  # synthetic: never-indexed songs folder
+    noise: str | None = None  # synthetic: noise folder; None: synthesised noise
+    ir: str | None = None  # synthetic: impulse responses folder; None: synthesised ones
+    seed: int | None = None  # synthetic
+    snr_db: list[float] | None = None  # synthetic: [low, high] decibels
+    augment: dict[str, Any] | None = None  # synthetic: the AugmentConfig that degraded the queries
+    recordings: str | None = None  # recordings: the queries folder
+    truth: str | None = None  # recordings: the ground-truth CSV
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
+from fpkit.cli.eval import eval_command
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
 from fpkit.cli.info import info
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("info")(info)
+app.command("eval")(eval_command)
 app.command("generate")(generate)
 app.command("index")(index)
 app.command("search")(search)

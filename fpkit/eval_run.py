@@ -1,0 +1,457 @@
+"""Running an evaluation: the database, the queries (synthetic or real), the searches, the figures.
+
+Synthetic queries: positions are drawn per protocol from the query songs (`fpkit.evaluate`),
+every length is cut from the same start, and each excerpt is degraded (reverb -> noise ->
+gain) with a fresh generator seeded by (seed, protocol stream, query index). All lengths of
+one query therefore share the impulse response, the noise recording and, nearly always, the
+SNR and gain, and adding a length or a query changes no other query.
+
+Which database song a query comes from is found by the hash of its decoded audio, the same
+identity the database uses, so paths need not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
+from fpkit.augment import Degrader
+from fpkit.config import Config
+from fpkit.db import Database, Searcher, SearchResult
+from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
+from fpkit.eval_truth import TruthRow, match_song, read_truth
+from fpkit.evaluate import (
+    NO_SONG,
+    STREAM_ALIGNED,
+    STREAM_RANDOM,
+    STREAM_UNKNOWN,
+    UNKNOWN,
+    Outcomes,
+    Protocol,
+    QueryPositions,
+    derive_rng,
+    length_metrics,
+    sample_aligned_positions,
+    sample_positions,
+    timing,
+)
+from fpkit.fingerprint import content_hash
+from fpkit.model import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+EVAL_TOP_K = 10  # candidate songs per search: enough for song-level top-10
+TEMPORARY_DB = "(temporary)"
+
+
+class EvalError(ValueError):
+    """An evaluation that cannot run as asked; the message names the file or folder."""
+
+
+class ProgressSink(TypingProtocol):
+    """Where long phases report progress (the CLI draws bars on stderr)."""
+
+    def start(self, phase: str, total: int) -> None: ...
+
+    def advance(self, steps: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """Which database to search."""
+
+    folder: Path | None  # existing or new database folder; None: a temporary one for this run
+    model: Path | None  # checkpoint for a new database (None: the shipped one), or checked against `folder`
+    device: str  # torch device for the model
+
+
+@dataclass(frozen=True)
+class OpenDatabase:
+    db: Database
+    model: LoadedModel
+    label: str  # the folder, or TEMPORARY_DB
+    index_s: float  # seconds spent adding songs and indexing
+
+
+@dataclass(frozen=True)
+class SyntheticPlan:
+    songs: Path  # query songs; indexed, and every one must end up in the database
+    dummy: Path | None  # distractor songs, indexed along
+    unknown: Path | None  # songs that must not be in the database: false-positive queries
+    noise: Path | None  # background noise; None: synthesised noise
+    ir: Path | None  # room impulse responses; None: synthesised ones
+    lengths_s: list[float]
+    queries: int  # positions per protocol (and from the unknown songs)
+    protocols: list[Protocol]
+    seed: int
+
+
+@dataclass(frozen=True)
+class RecordingsPlan:
+    queries: Path  # folder of recordings
+    truth: Path  # ground-truth CSV (`fpkit.eval_truth`)
+    lengths_s: list[float] | None  # None: each whole recording; else its first L seconds
+
+
+def evaluate_synthetic(
+    plan: SyntheticPlan, source: DatabaseSource, config: Config, progress: ProgressSink | None = None
+) -> EvalReport:
+    """Index the songs (and distractors) into the database, then run the synthetic protocols.
+
+    Query degradation uses `config.augment`; the search uses `config.search`.
+    """
+    index = [plan.songs] + ([plan.dummy] if plan.dummy is not None else [])
+    with open_database(source, index, config, progress) as opened:
+        searcher = make_searcher(opened, config)
+        sample_rate = opened.model.config.audio.sample_rate
+        degrader = Degrader.from_folders(config.augment, sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed)
+        results = run_synthetic(searcher, plan, degrader, progress)
+        settings = dataclasses.replace(
+            _settings(opened, searcher, "synthetic", plan.lengths_s, plan.protocols),
+            songs=str(plan.songs),
+            dummy=_text(plan.dummy),
+            unknown=_text(plan.unknown),
+            noise=_text(plan.noise),
+            ir=_text(plan.ir),
+            queries=plan.queries,
+            unknown_queries=plan.queries if plan.unknown is not None else 0,
+            seed=plan.seed,
+            snr_db=list(config.augment.snr_db),
+            augment=dataclasses.asdict(config.augment),
+        )
+        return EvalReport(settings, results, opened.index_s)
+
+
+def evaluate_recordings(
+    plan: RecordingsPlan, source: DatabaseSource, config: Config, progress: ProgressSink | None = None
+) -> EvalReport:
+    """Score real recordings against their ground truth in an existing database."""
+    rows = read_truth(plan.truth, plan.queries)
+    listed = {row.query.resolve() for row in rows}
+    unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
+    if unlisted:
+        log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
+    with open_database(source, [], config, progress) as opened:
+        searcher = make_searcher(opened, config)
+        result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress)
+        unknown = sum(row.song is None for row in rows)
+        settings = dataclasses.replace(
+            _settings(opened, searcher, "recordings", plan.lengths_s, ["recordings"]),
+            recordings=str(plan.queries),
+            truth=str(plan.truth),
+            queries=len(rows) - unknown,
+            unknown_queries=unknown,
+        )
+        return EvalReport(settings, [result], opened.index_s)
+
+
+@contextlib.contextmanager
+def open_database(
+    source: DatabaseSource, index: list[Path], config: Config, progress: ProgressSink | None
+) -> Iterator[OpenDatabase]:
+    """Open or create the database, add `index` (files or folders) and bring its index up to date.
+
+    Files the database already holds unchanged are skipped unread, so a second run with the
+    same folders only opens the database. Without `index` an existing database is used as is.
+    """
+    with contextlib.ExitStack() as stack:
+        folder = source.folder
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fpkit-eval-"))) / "db"
+        exists = (folder / "manifest.json").exists()
+        if exists:
+            db = stack.enter_context(Database.open(folder, writable=bool(index)))
+            model = db.load_model(source.device)
+            if source.model is not None:
+                db.check_model(load_model(source.model))
+        else:
+            if not index:
+                raise EvalError(f"{folder}: no database there, and no songs given to build one")
+            model = load_model(source.model, source.device)
+            db = stack.enter_context(Database.create(folder, model))
+        started = time.perf_counter()
+        if index:
+            _add_songs(db, model, index, config, progress)
+            if progress is not None:
+                progress.start("indexing fingerprints", db.rows - db.indexed_rows)
+            db.update_index(config.index, progress.advance if progress is not None else None)
+        index_s = time.perf_counter() - started
+        yield OpenDatabase(db, model, str(source.folder) if source.folder else TEMPORARY_DB, index_s)
+
+
+def _add_songs(
+    db: Database, model: LoadedModel, paths: list[Path], config: Config, progress: ProgressSink | None
+) -> None:
+    files = find_audio_files(list(paths))
+    if progress is not None:
+        progress.start("fingerprinting songs", len(files))
+    on_file = (lambda _: progress.advance()) if progress is not None else None
+    report = db.add_files(files, model, config.index.batch_size, on_file)
+    for failed in report.failed:
+        log.warning("not indexed: %s", failed.reason)
+    log.info(
+        "%s: %d songs added, %d already there, %d failed; %d songs, %d fingerprints in all",
+        db.root,
+        len(report.stored),
+        len(report.skipped),
+        len(report.failed),
+        len(db.songs),
+        db.rows,
+    )
+
+
+def make_searcher(opened: OpenDatabase, config: Config) -> Searcher:
+    """A searcher with the configured search settings and at least `EVAL_TOP_K` candidates."""
+    search = dataclasses.replace(config.search, top_k=max(config.search.top_k, EVAL_TOP_K))
+    return Searcher(opened.db, opened.model, search)
+
+
+# ---- synthetic queries ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _QuerySet:
+    protocol: Protocol
+    stream: int
+    known: bool  # from the query songs (else from the unknown songs)
+    positions: QueryPositions
+    slot0: int  # where its queries go in the protocol's outcome arrays
+
+
+def run_synthetic(
+    searcher: Searcher, plan: SyntheticPlan, degrader: Degrader, progress: ProgressSink | None = None
+) -> list[ProtocolResult]:
+    """Sample, cut, degrade and search every query; one `ProtocolResult` per protocol."""
+    audio = searcher.model.config.audio
+    songs = _audio_files(plan.songs)
+    unknown = _audio_files(plan.unknown) if plan.unknown is not None else []
+    longest = max(plan.lengths_s)
+    durations = _durations(songs)
+    sets: list[_QuerySet] = []
+    for protocol in plan.protocols:
+        if protocol == "random":
+            positions = sample_positions(durations, plan.queries, longest, plan.seed, STREAM_RANDOM)
+            sets.append(_QuerySet("random", STREAM_RANDOM, True, positions, 0))
+            if unknown:
+                extra = sample_positions(_durations(unknown), plan.queries, longest, plan.seed, STREAM_UNKNOWN)
+                sets.append(_QuerySet("random", STREAM_UNKNOWN, False, extra, plan.queries))
+        else:
+            positions = sample_aligned_positions(
+                durations, plan.queries, longest, audio.hop_s, plan.seed, STREAM_ALIGNED
+            )
+            sets.append(_QuerySet("aligned", STREAM_ALIGNED, True, positions, 0))
+    collectors = {
+        p: [_Collector(sum(len(s.positions) for s in sets if s.protocol == p)) for _ in plan.lengths_s]
+        for p in plan.protocols
+    }
+    if progress is not None:
+        progress.start("searching queries", sum(len(s.positions) for s in sets) * len(plan.lengths_s))
+    by_sha = {record.sha: i for i, record in enumerate(searcher.db.songs)}
+    ids = _song_ids(searcher)
+    for known, files in ((True, songs), (False, unknown)):
+        for index, path in enumerate(files):
+            wanted = [(s, q) for s in sets if s.known == known for q in np.flatnonzero(s.positions.song == index)]
+            if not wanted:
+                continue
+            wave = load_audio(path, audio.sample_rate)
+            song = _song_id(path, content_hash(wave), by_sha, known, searcher.db.root)
+            for query_set, q in wanted:
+                start_s = float(query_set.positions.start_s[q])
+                for collector, length_s in zip(collectors[query_set.protocol], plan.lengths_s, strict=True):
+                    excerpt = cut(wave, start_s, length_s, audio.sample_rate)
+                    query = degrader.degrade(excerpt, derive_rng(plan.seed, query_set.stream, int(q)))
+                    result, seconds = _timed_search(searcher, query, f"{path}@{start_s:.3f}s+{length_s:g}s")
+                    collector.put(query_set.slot0 + int(q), song, start_s, result, seconds, ids)
+                    if progress is not None:
+                        progress.advance()
+    hop_s = audio.hop_s
+    return [_protocol_result(p, plan.lengths_s, collectors[p], hop_s) for p in plan.protocols]
+
+
+def cut(wave: np.ndarray, start_s: float, length_s: float, sample_rate: int) -> np.ndarray:
+    """`length_s` seconds of `wave` from `start_s`; zero-padded where a song ends early.
+
+    Durations come from file headers; an MP3 header may promise a little more than decodes.
+    """
+    start = round(start_s * sample_rate)
+    n = round(length_s * sample_rate)
+    excerpt = wave[start : start + n]
+    if len(excerpt) < n:
+        log.debug("query at %.3f s runs %d samples past the song's end", start_s, n - len(excerpt))
+        excerpt = np.concatenate([excerpt, np.zeros(n - len(excerpt), dtype=wave.dtype)])
+    return excerpt
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    files = find_audio_files([folder])
+    if not files:
+        raise EvalError(f"{folder}: no audio files found")
+    return files
+
+
+def _durations(files: Sequence[Path]) -> list[float]:
+    return [audio_info(f).duration_s for f in files]
+
+
+def _song_id(path: Path, sha: str, by_sha: dict[str, int], known: bool, db_root: Path) -> int:
+    song = by_sha.get(sha)
+    if known and song is None:
+        raise EvalError(f"{path}: not in the database {db_root} (index it, or leave it out of --songs)")
+    if not known and song is not None:
+        raise EvalError(f"{path}: is in the database {db_root}, so it cannot make unknown queries")
+    return UNKNOWN if song is None else song
+
+
+# ---- real recordings ------------------------------------------------------------------------
+
+
+def run_recordings(
+    searcher: Searcher,
+    rows: list[TruthRow],
+    lengths_s: list[float] | None,
+    truth: Path,
+    progress: ProgressSink | None = None,
+) -> ProtocolResult:
+    """Search every recording: whole (`lengths_s` None), or its first L seconds for each length.
+
+    A recording shorter than L is left out of that length's figures. `truth` names the table
+    in messages.
+    """
+    paths = [record.path for record in searcher.db.songs]
+    ids = _song_ids(searcher)
+    truth_songs = [_truth_song(row, paths, truth, searcher.db.root) for row in rows]
+    lengths: list[float | None] = list(lengths_s) if lengths_s is not None else [None]
+    audio = searcher.model.config.audio
+    waves = [load_audio(row.query, audio.sample_rate) for row in rows]
+    collectors = []
+    if progress is not None:
+        progress.start("searching recordings", len(rows) * len(lengths))
+    for length_s in lengths:
+        take = [i for i, w in enumerate(waves) if length_s is None or len(w) >= round(length_s * audio.sample_rate)]
+        collector = _Collector(len(take))
+        for slot, i in enumerate(take):
+            wave = waves[i] if length_s is None else cut(waves[i], 0.0, length_s, audio.sample_rate)
+            result, seconds = _timed_search(searcher, wave, str(rows[i].query))
+            collector.put(slot, truth_songs[i], rows[i].start_s or 0.0, result, seconds, ids)
+        collectors.append(collector)
+        if progress is not None:
+            progress.advance(len(rows))
+    return _protocol_result("recordings", lengths, collectors, audio.hop_s)
+
+
+def _truth_song(row: TruthRow, paths: list[str], truth: Path, db_root: Path) -> int:
+    if row.song is None:
+        return UNKNOWN
+    found = match_song(row.song, paths)
+    if not found:
+        raise EvalError(f"{truth}: line {row.line}: song {row.song!r} is not in the database {db_root}")
+    if len(found) > 1:
+        names = ", ".join(paths[i] for i in found[:3])
+        raise EvalError(f"{truth}: line {row.line}: song {row.song!r} matches several database songs ({names})")
+    return found[0]
+
+
+# ---- shared ---------------------------------------------------------------------------------
+
+
+def _timed_search(searcher: Searcher, wave: np.ndarray, name: str) -> tuple[SearchResult, float]:
+    """One search, and its wall-clock time in seconds (fingerprinting the query included).
+
+    A query the searcher refuses (silent, shorter than a segment) finds nothing: a miss.
+    """
+    started = time.perf_counter()
+    try:
+        result = searcher.search_wave(wave, name)
+    except AudioError as err:
+        log.warning("counted as a miss: %s", err)
+        result = SearchResult(name, None, [], len(wave) / searcher.model.config.audio.sample_rate)
+    return result, time.perf_counter() - started
+
+
+class _Collector:
+    """Fills the `Outcomes` arrays of one protocol and length, one search at a time."""
+
+    def __init__(self, queries: int) -> None:
+        self.true_song = np.full(queries, UNKNOWN, dtype=np.int64)
+        self.true_start_s = np.zeros(queries)
+        self.cand_song = np.full((queries, EVAL_TOP_K), NO_SONG, dtype=np.int64)
+        self.cand_offset_s = np.zeros((queries, EVAL_TOP_K))
+        self.cand_score = np.full((queries, EVAL_TOP_K), -np.inf)
+        self.matched = np.zeros(queries, dtype=bool)
+        self.search_s = np.zeros(queries)
+
+    def put(
+        self, slot: int, song: int, start_s: float, result: SearchResult, seconds: float, ids: dict[str, int]
+    ) -> None:
+        """Record one search; `ids` maps a stored path to its database song id."""
+        self.true_song[slot] = song
+        self.true_start_s[slot] = start_s
+        for k, cand in enumerate(result.candidates[:EVAL_TOP_K]):
+            self.cand_song[slot, k] = ids[cand.ref]
+            self.cand_offset_s[slot, k] = cand.offset_s
+            self.cand_score[slot, k] = cand.score
+        self.matched[slot] = result.match is not None
+        self.search_s[slot] = seconds
+
+    def outcomes(self) -> Outcomes:
+        return Outcomes(
+            self.true_song,
+            self.true_start_s,
+            self.cand_song,
+            self.cand_offset_s,
+            self.cand_score,
+            self.matched,
+            self.search_s,
+        )
+
+
+def _protocol_result(
+    protocol: str, lengths: Sequence[float | None], collectors: list[_Collector], hop_s: float
+) -> ProtocolResult:
+    metric_protocol: Protocol = "aligned" if protocol == "aligned" else "random"
+    outcomes = [c.outcomes() for c in collectors]
+    return ProtocolResult(
+        protocol,
+        [length_metrics(o, length, metric_protocol, hop_s) for o, length in zip(outcomes, lengths, strict=True)],
+        [timing(o, length) for o, length in zip(outcomes, lengths, strict=True)],
+    )
+
+
+def _song_ids(searcher: Searcher) -> dict[str, int]:
+    """Stored path -> song id; a path stored twice (its file changed) means its newest content."""
+    return {record.path: i for i, record in enumerate(searcher.db.songs)}
+
+
+def _settings(
+    opened: OpenDatabase, searcher: Searcher, mode: str, lengths_s: list[float] | None, protocols: Sequence[str]
+) -> EvalSettings:
+    """What every mode records; the caller fills in its own fields."""
+    audio = opened.model.config.audio
+    return EvalSettings(
+        mode=mode,
+        model_id=opened.model.model_id,
+        model_path=opened.model.path,
+        database=opened.label,
+        database_songs=len(opened.db.songs),
+        database_segments=opened.db.rows,
+        index=str((opened.db.store.index_meta or {}).get("factory", "")),
+        lengths_s=lengths_s,
+        protocols=list(protocols),
+        sample_rate=audio.sample_rate,
+        hop_s=audio.hop_s,
+        search=dataclasses.asdict(searcher.config),
+    )
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
