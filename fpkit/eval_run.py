@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,8 @@ import numpy as np
 from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import Config
-from fpkit.db import Database, Searcher, SearchResult
+from fpkit.db import Database, Failed, Searcher, SearchResult
+from fpkit.db.store import MANIFEST
 from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.eval_truth import TruthRow, match_song, read_truth
 from fpkit.evaluate import (
@@ -80,7 +82,6 @@ class OpenDatabase:
     db: Database
     model: LoadedModel
     label: str  # the folder, or TEMPORARY_DB
-    index_s: float  # seconds spent adding songs and indexing
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,26 @@ def evaluate_synthetic(
 ) -> EvalReport:
     """Index the songs (and distractors) into the database, then run the synthetic protocols.
 
-    Query degradation uses `config.augment`; the search uses `config.search`.
+    Everything that can fail cheaply (folders, song lengths, noise and IR banks, query plan)
+    is checked before the long indexing. Degradation uses `config.augment`, search `config.search`.
     """
-    index = [plan.songs] + ([plan.dummy] if plan.dummy is not None else [])
-    with open_database(source, index, config, progress) as opened:
+    songs = _audio_files(plan.songs)
+    unknown = _audio_files(plan.unknown) if plan.unknown is not None else []
+    with open_database(source, create=True) as opened:
+        audio = opened.model.config.audio
+        if min(plan.lengths_s) < audio.segment_s:
+            raise EvalError(f"--lengths: {min(plan.lengths_s):g} s is shorter than one segment ({audio.segment_s:g} s)")
+        sets = plan_query_sets(plan, _durations(songs), _durations(unknown), audio.hop_s)
+        degrader = Degrader.from_folders(
+            config.augment, audio.sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed
+        )
+        indexed = index_songs(opened, [plan.songs] + ([plan.dummy] if plan.dummy else []), config, progress)
+        query_songs = {os.path.abspath(p) for p in songs}
+        for failed in indexed.failed:
+            if failed.path in query_songs:
+                raise EvalError(f"{failed.reason} (a query song must be indexed: fix it or leave it out of --songs)")
         searcher = make_searcher(opened, config)
-        sample_rate = opened.model.config.audio.sample_rate
-        degrader = Degrader.from_folders(config.augment, sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed)
-        results = run_synthetic(searcher, plan, degrader, progress)
+        results = run_synthetic(searcher, sets, songs, unknown, plan, degrader, progress)
         settings = dataclasses.replace(
             _settings(opened, searcher, "synthetic", plan.lengths_s, plan.protocols),
             songs=str(plan.songs),
@@ -129,19 +142,19 @@ def evaluate_synthetic(
             snr_db=list(config.augment.snr_db),
             augment=dataclasses.asdict(config.augment),
         )
-        return EvalReport(settings, results, opened.index_s)
+        return EvalReport(settings, results, indexed.seconds)
 
 
 def evaluate_recordings(
     plan: RecordingsPlan, source: DatabaseSource, config: Config, progress: ProgressSink | None = None
 ) -> EvalReport:
-    """Score real recordings against their ground truth in an existing database."""
+    """Score real recordings against their ground truth in an existing database, used as it is."""
     rows = read_truth(plan.truth, plan.queries)
     listed = {row.query.resolve() for row in rows}
     unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
     if unlisted:
         log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
-    with open_database(source, [], config, progress) as opened:
+    with open_database(source, create=False) as opened:
         searcher = make_searcher(opened, config)
         result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress)
         unknown = sum(row.song is None for row in rows)
@@ -152,53 +165,57 @@ def evaluate_recordings(
             queries=len(rows) - unknown,
             unknown_queries=unknown,
         )
-        return EvalReport(settings, [result], opened.index_s)
+        return EvalReport(settings, [result], 0.0)
 
 
 @contextlib.contextmanager
-def open_database(
-    source: DatabaseSource, index: list[Path], config: Config, progress: ProgressSink | None
-) -> Iterator[OpenDatabase]:
-    """Open or create the database, add `index` (files or folders) and bring its index up to date.
+def open_database(source: DatabaseSource, create: bool) -> Iterator[OpenDatabase]:
+    """Open the database with its own model, or (`create`) make a new one with `source.model`.
 
-    Files the database already holds unchanged are skipped unread, so a second run with the
-    same folders only opens the database. Without `index` an existing database is used as is.
+    A database that is created may be added to, so it is opened writable; an existing one is
+    opened writable only when `create` allows adding to it.
     """
     with contextlib.ExitStack() as stack:
         folder = source.folder
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fpkit-eval-"))) / "db"
-        exists = (folder / "manifest.json").exists()
-        if exists:
-            db = stack.enter_context(Database.open(folder, writable=bool(index)))
+        if (folder / MANIFEST).exists():
+            db = stack.enter_context(Database.open(folder, writable=create))
             model = db.load_model(source.device)
             if source.model is not None:
                 db.check_model(load_model(source.model))
-        else:
-            if not index:
-                raise EvalError(f"{folder}: no database there, and no songs given to build one")
+        elif create:
             model = load_model(source.model, source.device)
             db = stack.enter_context(Database.create(folder, model))
-        started = time.perf_counter()
-        if index:
-            _add_songs(db, model, index, config, progress)
-            if progress is not None:
-                progress.start("indexing fingerprints", db.rows - db.indexed_rows)
-            db.update_index(config.index, progress.advance if progress is not None else None)
-        index_s = time.perf_counter() - started
-        yield OpenDatabase(db, model, str(source.folder) if source.folder else TEMPORARY_DB, index_s)
+        else:
+            raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
+        yield OpenDatabase(db, model, str(source.folder) if source.folder else TEMPORARY_DB)
 
 
-def _add_songs(
-    db: Database, model: LoadedModel, paths: list[Path], config: Config, progress: ProgressSink | None
-) -> None:
+@dataclass(frozen=True)
+class IndexSummary:
+    seconds: float  # adding songs and indexing
+    failed: list[Failed]  # files that could not be added, each with its reason
+
+
+def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progress: ProgressSink | None) -> IndexSummary:
+    """Add every audio file under `paths` and bring the index up to date.
+
+    Files the database already holds unchanged are skipped unread, so a rerun on the same
+    folders costs a directory scan. An interrupted run keeps what it committed (every minute).
+    """
+    started = time.perf_counter()
+    db = opened.db
     files = find_audio_files(list(paths))
     if progress is not None:
         progress.start("fingerprinting songs", len(files))
     on_file = (lambda _: progress.advance()) if progress is not None else None
-    report = db.add_files(files, model, config.index.batch_size, on_file)
+    report = db.add_files(files, opened.model, config.index.batch_size, on_file)
     for failed in report.failed:
         log.warning("not indexed: %s", failed.reason)
+    if progress is not None:
+        progress.start("indexing fingerprints", db.rows)  # fewer when only new rows are added
+    db.update_index(config.index, progress.advance if progress is not None else None)
     log.info(
         "%s: %d songs added, %d already there, %d failed; %d songs, %d fingerprints in all",
         db.root,
@@ -208,6 +225,7 @@ def _add_songs(
         len(db.songs),
         db.rows,
     )
+    return IndexSummary(time.perf_counter() - started, report.failed)
 
 
 def make_searcher(opened: OpenDatabase, config: Config) -> Searcher:
@@ -220,36 +238,57 @@ def make_searcher(opened: OpenDatabase, config: Config) -> Searcher:
 
 
 @dataclass(frozen=True)
-class _QuerySet:
+class QuerySet:
+    """The queries of one protocol from one source (query songs or unknown songs)."""
+
     protocol: Protocol
-    stream: int
+    stream: int  # random stream of positions and degradations (`fpkit.evaluate.derive_rng`)
     known: bool  # from the query songs (else from the unknown songs)
     positions: QueryPositions
     slot0: int  # where its queries go in the protocol's outcome arrays
 
 
-def run_synthetic(
-    searcher: Searcher, plan: SyntheticPlan, degrader: Degrader, progress: ProgressSink | None = None
-) -> list[ProtocolResult]:
-    """Sample, cut, degrade and search every query; one `ProtocolResult` per protocol."""
-    audio = searcher.model.config.audio
-    songs = _audio_files(plan.songs)
-    unknown = _audio_files(plan.unknown) if plan.unknown is not None else []
+def plan_query_sets(
+    plan: SyntheticPlan, durations_s: list[float], unknown_durations_s: list[float], hop_s: float
+) -> list[QuerySet]:
+    """Query positions per protocol; unknown-song queries join the random protocol after the known ones."""
     longest = max(plan.lengths_s)
-    durations = _durations(songs)
-    sets: list[_QuerySet] = []
-    for protocol in plan.protocols:
-        if protocol == "random":
-            positions = sample_positions(durations, plan.queries, longest, plan.seed, STREAM_RANDOM)
-            sets.append(_QuerySet("random", STREAM_RANDOM, True, positions, 0))
-            if unknown:
-                extra = sample_positions(_durations(unknown), plan.queries, longest, plan.seed, STREAM_UNKNOWN)
-                sets.append(_QuerySet("random", STREAM_UNKNOWN, False, extra, plan.queries))
-        else:
-            positions = sample_aligned_positions(
-                durations, plan.queries, longest, audio.hop_s, plan.seed, STREAM_ALIGNED
-            )
-            sets.append(_QuerySet("aligned", STREAM_ALIGNED, True, positions, 0))
+    sets: list[QuerySet] = []
+    try:
+        for protocol in plan.protocols:
+            if protocol == "random":
+                positions = sample_positions(durations_s, plan.queries, longest, plan.seed, STREAM_RANDOM)
+                sets.append(QuerySet("random", STREAM_RANDOM, True, positions, 0))
+            else:
+                positions = sample_aligned_positions(
+                    durations_s, plan.queries, longest, hop_s, plan.seed, STREAM_ALIGNED
+                )
+                sets.append(QuerySet("aligned", STREAM_ALIGNED, True, positions, 0))
+    except ValueError as err:
+        raise EvalError(f"{plan.songs}: {err}") from None
+    if plan.unknown is not None and "random" in plan.protocols:
+        try:
+            extra = sample_positions(unknown_durations_s, plan.queries, longest, plan.seed, STREAM_UNKNOWN)
+        except ValueError as err:
+            raise EvalError(f"{plan.unknown}: {err}") from None
+        sets.append(QuerySet("random", STREAM_UNKNOWN, False, extra, plan.queries))
+    return sets
+
+
+def run_synthetic(
+    searcher: Searcher,
+    sets: list[QuerySet],
+    songs: list[Path],
+    unknown: list[Path],
+    plan: SyntheticPlan,
+    degrader: Degrader,
+    progress: ProgressSink | None = None,
+) -> list[ProtocolResult]:
+    """Cut, degrade and search every query of `sets`; one `ProtocolResult` per protocol.
+
+    `songs` and `unknown` are the files the positions index. Each song is decoded once.
+    """
+    audio = searcher.model.config.audio
     collectors = {
         p: [_Collector(sum(len(s.positions) for s in sets if s.protocol == p)) for _ in plan.lengths_s]
         for p in plan.protocols
@@ -258,7 +297,7 @@ def run_synthetic(
         progress.start("searching queries", sum(len(s.positions) for s in sets) * len(plan.lengths_s))
     by_sha = {record.sha: i for i, record in enumerate(searcher.db.songs)}
     ids = _song_ids(searcher)
-    for known, files in ((True, songs), (False, unknown)):
+    for known, files in ((False, unknown), (True, songs)):  # an indexed unknown song fails first
         for index, path in enumerate(files):
             wanted = [(s, q) for s in sets if s.known == known for q in np.flatnonzero(s.positions.song == index)]
             if not wanted:
@@ -274,8 +313,7 @@ def run_synthetic(
                     collector.put(query_set.slot0 + int(q), song, start_s, result, seconds, ids)
                     if progress is not None:
                         progress.advance()
-    hop_s = audio.hop_s
-    return [_protocol_result(p, plan.lengths_s, collectors[p], hop_s) for p in plan.protocols]
+    return [_protocol_result(p, plan.lengths_s, collectors[p], audio.hop_s) for p in plan.protocols]
 
 
 def cut(wave: np.ndarray, start_s: float, length_s: float, sample_rate: int) -> np.ndarray:

@@ -92,6 +92,12 @@ def test_same_seed_same_figures_and_the_database_is_reused(data: Path, tiny_chec
     assert a["results"] == b["results"]
     assert {**a["settings"], "model_path": None} == {**b["settings"], "model_path": None}
     assert b["settings"]["database"] == str(db) and b["settings"]["database_songs"] == 6
+    # Lengths are cut from the same starts and degraded alike: dropping 1 s leaves 2 s unchanged.
+    third = synthetic(data, tiny_checkpoint, data / "c", "--db", db, "--seed", "3", "--lengths", "2")
+    assert third.exit_code == 0, third.output
+    c = report(data / "c")
+    for protocol in ("random", "aligned"):
+        assert c["results"][protocol] == a["results"][protocol][1:]
 
 
 def test_clean_segment_aligned_queries_are_found_exactly(data: Path, tiny_checkpoint: Path) -> None:
@@ -154,6 +160,13 @@ def test_truth_errors_name_the_line(data: Path, tiny_checkpoint: Path) -> None:
     assert "line 2: song 'song_9.wav' is not in the database" in result.stderr
 
 
+def test_a_query_song_that_cannot_be_indexed_is_an_error(data: Path, tiny_checkpoint: Path) -> None:
+    write_audio(data / "songs" / "silence.wav", np.zeros(5 * RATE, dtype=np.float32), RATE)
+    result = synthetic(data, tiny_checkpoint, data / "out")
+    assert result.exit_code == 1
+    assert "silence.wav: silent" in result.stderr and "leave it out of --songs" in result.stderr
+
+
 def test_an_unknown_song_that_is_indexed_is_refused(data: Path, tiny_checkpoint: Path) -> None:
     result = synthetic(data, tiny_checkpoint, data / "out", "--unknown", data / "dummy")
     assert result.exit_code == 1
@@ -166,6 +179,14 @@ def test_an_unknown_song_that_is_indexed_is_refused(data: Path, tiny_checkpoint:
         (["--songs", "nowhere"], "--songs nowhere: no such folder"),
         (["--songs", "{songs}", "--queries", "many"], "--queries many: expected a number of queries"),
         (["--songs", "{songs}", "--lengths", "1,x"], "--lengths: 'x' is not a number of seconds"),
+        (
+            ["--songs", "{songs}", "--model", "{model}", "--lengths", "0.5,2"],
+            "--lengths: 0.5 s is shorter than one segment (1 s)",
+        ),
+        (
+            ["--songs", "{songs}", "--model", "{model}", "--lengths", "30"],
+            "no song is longer than the longest query (30 s)",
+        ),
         (["--songs", "{songs}", "--snr", "10,0"], "--snr 10,0: expected LOW,HIGH in dB with LOW <= HIGH"),
         (["--songs", "{songs}", "--protocol", "aligned", "--unknown", "{songs}"], "--unknown queries are scored"),
         (["--truth", "{truth}", "--songs", "{songs}"], "--songs is for synthetic queries"),
@@ -176,10 +197,10 @@ def test_an_unknown_song_that_is_indexed_is_refused(data: Path, tiny_checkpoint:
         (["--queries", "{songs}", "--truth", "{songs}/t.csv", "--db", "{songs}"], "cannot read ground truth"),
     ],
 )
-def test_usage_errors_are_one_line(data: Path, args: list[str], message: str) -> None:
+def test_usage_errors_are_one_line(data: Path, tiny_checkpoint: Path, args: list[str], message: str) -> None:
     truth = data / "truth.csv"
     truth.write_text("query,song,start_s\nsong_0.wav,,\n")
-    result = run(*[a.format(songs=data / "songs", truth=truth) for a in args])
+    result = run(*[a.format(songs=data / "songs", truth=truth, model=tiny_checkpoint) for a in args])
     assert result.exit_code == 1, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

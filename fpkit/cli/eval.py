@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from fpkit.audio import AudioError
 from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
 from fpkit.config import ConfigError
-from fpkit.db import DatabaseError
+from fpkit.db.store import StoreError
 from fpkit.device import DeviceError, resolve_device
 from fpkit.eval_report import EvalReport, metrics_table, report_dict, write_report
 from fpkit.eval_run import (
@@ -161,7 +161,7 @@ def eval_command(
             else:
                 report = evaluate_synthetic(plan, source, cfg, bars)
         files = write_report(report, out)
-    except (EvalError, TruthError, AudioError, CheckpointError, DatabaseError, ConfigError) as err:
+    except (EvalError, TruthError, AudioError, CheckpointError, StoreError, ConfigError) as err:
         fail(str(err))
     except OSError as err:
         fail(f"{err.filename or out}: {err.strerror}")
