@@ -205,6 +205,7 @@ class SearchConfig:
     subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
     threshold: float = 0.5  # best score below this is reported as no match
 
+    max_candidates: int = 64  # alignments re-scored per query copy, those with the most hit similarity
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", "must be positive")
         _require(self.segment_k >= 1, "segment_k", "must be positive")
@@ -212,6 +213,7 @@ class SearchConfig:
         _require(self.subhop_shifts >= 1, "subhop_shifts", "must be positive")
         _require(-1 <= self.threshold <= 1, "threshold", "must be a cosine similarity in [-1, 1]")
 
+        _require(self.max_candidates >= 1, "max_candidates", "must be positive")
 
 @dataclass
 class Config:

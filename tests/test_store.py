@@ -102,6 +102,7 @@ def test_missing_or_foreign_folders_are_named(tmp_path: Path) -> None:
 def test_index_plan_grows_from_exact_to_ivf_fast_scan() -> None:
     config = IndexConfig(exact_below=1000)
     assert plan_index(999, 128, config).factory == "Flat"
+    assert plan_index(5000, 128, config).factory == "Flat"  # too few to train PQ codebooks
     assert plan_index(1_000_000, 128, config).factory == "IVF1024,PQ64x4fs"
     assert plan_index(1_000_000, 128, IndexConfig(on_disk=True)).factory == "IVF1024,PQ32np"
     assert plan_index(50_000, 128, IndexConfig(factory="IVF64,Flat")).factory == "IVF64,Flat"
@@ -128,14 +129,14 @@ def test_index_is_extended_then_rebuilt_as_it_grows(tmp_path: Path, on_disk: boo
     add(store, rng, "b", 500)
     store.set_index(update_index(store, config))  # still exact: extended in place
     store.commit()
-    add(store, rng, "c", 3000)
+    add(store, rng, "c", 11000)
     meta = update_index(store, config)  # now IVF: trained and rebuilt
     store.set_index(meta)
     store.commit()
-    assert meta["factory"] == ("IVF64,PQ4np" if on_disk else "IVF64,PQ8x4fs") and meta["rows"] == 4500
+    assert meta["factory"] == ("IVF128,PQ4np" if on_disk else "IVF128,PQ8x4fs") and meta["rows"] == 12500
     assert sorted(p.name for p in (tmp_path / "db").glob("index-*")) == sorted(meta["files"])
     index = read_index(store.root, meta)
-    faiss.extract_index_ivf(index).nprobe = 32
+    faiss.extract_index_ivf(index).nprobe = 64
     _, ids = index.search(first[:50], 1)
     assert np.mean(ids[:, 0] == np.arange(50)) >= 0.8  # 4-bit PQ of 16-d random vectors is coarse
     store.close()

@@ -105,7 +105,8 @@ def report_and_exit(report: AddReport, db: Database) -> None:
     err_console.print(
         f"{db.root}: stored {len(report.stored)} new songs ({report.rows} segments), "
         f"skipped {len(report.skipped)} already stored, {len(report.failed)} failed; "
-        f"now {len(db.songs)} songs, {db.rows} segments"
+        f"now {len(db.songs)} songs, {db.rows} segments",
+        soft_wrap=True,
     )
     if report.failed:
         raise typer.Exit(code=SOME_FAILED)

@@ -94,5 +94,5 @@ def _merge(database: Database, parts: list[Path]) -> AddReport:
     finally:
         for source in sources:
             source.close()
-    err_console.print(f"merged {len(parts)} folders: {len(report.stored)} songs added")
+    err_console.print(f"merged {len(parts)} folders: {len(report.stored)} songs added", soft_wrap=True)
     return report

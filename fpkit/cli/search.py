@@ -142,6 +142,8 @@ def _write(results: list[SearchResult | _Failure], output: Format) -> None:
                 )
     else:
         table = Table("query", "match", "offset", "score", "next best")
+        for column in table.columns:
+            column.overflow = "fold"  # paths are shown whole
         for r in results:
             if isinstance(r, _Failure):
                 table.add_row(r.query, "[red]unreadable[/]", "", "", "")

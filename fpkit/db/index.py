@@ -36,6 +36,7 @@ ADD_BLOCK = 65536  # rows converted to float32 and added at a time
 SHARD_ROWS = 1 << 20  # rows per shard index held in memory while building on-disk lists
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list (faiss warns below 39)
 MIN_POINTS_PER_LIST = 39
+AUTO_MIN_ROWS = 10000  # "auto" stays exact below this: 8-bit PQ codebooks want 39 * 256 training points
 
 Progress = Callable[[int], None]  # called with the number of rows just added
 
@@ -60,6 +61,8 @@ def plan_index(n: int, dim: int, config: IndexConfig) -> IndexPlan:
         return IndexPlan("Flat", on_disk=False)
     if config.factory != "auto":
         return IndexPlan(config.factory, config.on_disk)
+    if n < AUTO_MIN_ROWS:
+        return IndexPlan("Flat", on_disk=False)
     if dim % config.pq_m:
         raise ValueError(f"index.pq_m={config.pq_m} must divide the fingerprint dimension {dim}")
     nlist = nlist_for(n)

@@ -69,24 +69,30 @@ def sequence_search(
     hop_s: float,
     segment_k: int,
     top_k: int,
+    max_candidates: int,
 ) -> list[Alignment]:
     """The best alignment in each of the `top_k` best-scoring songs, best first.
 
     `vectors` (rows, d) are the stored fingerprints (any float dtype) the index's ids point at.
+    Per query copy at most `max_candidates` starts are scored, those whose hits add up to the
+    highest similarity: a start proposed by many segments comes first, one stray hit last.
     """
     everything = np.concatenate(query.prints)  # (sum n_s, d)
-    _, hits = index.search(everything, segment_k)  # (sum n_s, k), -1 where fewer rows exist
+    similarity, hits = index.search(everything, segment_k)  # (sum n_s, k), -1 where fewer rows exist
     song_ids, offsets, scores = [], [], []
     first = 0
     for shift_s, prints in zip(query.shifts_s, query.prints, strict=True):
         n = prints.shape[0]
-        rows = hits[first : first + n]
+        rows, votes = hits[first : first + n], similarity[first : first + n]
         first += n
         position = np.broadcast_to(np.arange(n)[:, None], rows.shape)
         found = rows >= 0
         song = songs.song_of(rows[found])
         start = rows[found] - position[found] - songs.first_rows[song]  # start row within the song
-        pairs = np.unique(np.stack([song, start], axis=1), axis=0)  # (c, 2) distinct candidates
+        pairs, which = np.unique(np.stack([song, start], axis=1), axis=0, return_inverse=True)  # (c, 2)
+        if len(pairs) > max_candidates:
+            support = np.bincount(which.ravel(), weights=votes[found], minlength=len(pairs))
+            pairs = pairs[np.argpartition(-support, max_candidates)[:max_candidates]]
         song_ids.append(pairs[:, 0])
         offsets.append(pairs[:, 1] * hop_s - shift_s)
         scores.append(_alignment_scores(prints, vectors, songs, pairs[:, 0], pairs[:, 1]))
@@ -136,7 +142,9 @@ class Searcher:
         check_usable(wave, query_name, audio)
         cfg = self.config
         prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.model.config.index.batch_size)
-        found = sequence_search(self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.top_k)
+        found = sequence_search(
+            self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.top_k, cfg.max_candidates
+        )
         candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found]
         best = candidates[0] if candidates and candidates[0].score >= cfg.threshold else None
         return SearchResult(query_name, best, candidates, len(wave) / audio.sample_rate)
