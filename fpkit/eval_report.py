@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from rich.table import Table
 
@@ -140,28 +141,45 @@ def plot_hit_rates(report: EvalReport) -> Figure:
     A bare `Figure` renders with Agg when saved: no pyplot state, no display needed.
     """
     panels = len(report.results)
-    fig = Figure(figsize=(6 * panels, 4.5))
-    axes = fig.subplots(1, panels, squeeze=False, sharey=True)
-    for ax, result in zip(axes[0], report.results, strict=True):
+    fig = Figure(figsize=(5.5 * panels + 2.5, 4.5))
+    axes = fig.subplots(1, panels, squeeze=False, sharey=True)[0]
+    for ax, result in zip(axes, report.results, strict=True):
         x = list(range(len(result.metrics)))
-        for name in RATE_FIELDS:
+        for i, name in enumerate(RATE_FIELDS):
             values = [getattr(m, name) for m in result.metrics]
             if all(v is None for v in values):
                 continue
             y = [float("nan") if v is None else 100 * v for v in values]
-            style = "--" if name == "false_positive_rate" else "-"
-            ax.plot(x, y, style, marker="o", label=name)
+            ax.plot(x, y, _LINE_STYLE[name], color=f"C{i}", marker="o", markersize=4, label=name)
         ax.set_xticks(x, [length_label(m.length_s) for m in result.metrics])
         ax.set_xlabel("query length")
         ax.set_title(f"{result.protocol} queries")
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("hit rate (%)")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    axes[0].set_ylabel("rate (%)")
+    lines: dict[str, Artist] = {}  # label -> handle, over all panels: only the random one has false positives
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            lines.setdefault(label, handle)
+    fig.legend(list(lines.values()), list(lines), loc="center right", fontsize="small")
     settings = report.settings
     fig.suptitle(f"model {settings.model_id}, {settings.database_songs} songs in database", fontsize="medium")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 1))
     return fig
+
+
+# Offset-exact metrics solid, song-level dashed, decisions at the search threshold dotted.
+_LINE_STYLE = {
+    "top1_exact": "-",
+    "top1_near": "-",
+    "top3_exact": "-",
+    "top10_exact": "-",
+    "song_top1": "--",
+    "song_top3": "--",
+    "song_top10": "--",
+    "top1_accepted": ":",
+    "false_positive_rate": ":",
+}
 
 
 def _ms(value: float | None) -> str:
