@@ -160,7 +160,9 @@ class TrainConfig:
     val_fraction: float = 0.1  # songs held out when `val` is unset
     val_segments: int = 500  # segments used by the per-epoch mini search
     workers: int = 2  # DataLoader worker processes
-    keep_last: int = 3  # checkpoints kept besides the best
+    keep_last: int = 3  # epoch checkpoints kept besides the best
+    checkpoint_minutes: float = 5.0  # also save last.pt this often within an epoch
+    log_every: int = 10  # steps between training-loss lines in log.jsonl
     seed: int = 0
 
     def validate(self) -> None:
@@ -174,6 +176,8 @@ class TrainConfig:
         _require(self.val_segments >= 10, "val_segments", "must be at least 10")
         _require(self.workers >= 0, "workers", "must be >= 0")
         _require(self.keep_last >= 1, "keep_last", "must be at least 1")
+        _require(self.checkpoint_minutes > 0, "checkpoint_minutes", "must be positive")
+        _require(self.log_every >= 1, "log_every", "must be at least 1")
         _require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             "device",
@@ -201,19 +205,19 @@ class IndexConfig:
 class SearchConfig:
     top_k: int = 5  # candidates reported per query
     segment_k: int = 20  # FAISS neighbours taken per query segment
+    max_candidates: int = 64  # alignments re-scored per query copy, those with the most hit similarity
     nprobe: int = 32  # IVF lists visited per query segment
     subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
     threshold: float = 0.5  # best score below this is reported as no match
 
-    max_candidates: int = 64  # alignments re-scored per query copy, those with the most hit similarity
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", "must be positive")
         _require(self.segment_k >= 1, "segment_k", "must be positive")
+        _require(self.max_candidates >= 1, "max_candidates", "must be positive")
         _require(self.nprobe >= 1, "nprobe", "must be positive")
         _require(self.subhop_shifts >= 1, "subhop_shifts", "must be positive")
         _require(-1 <= self.threshold <= 1, "threshold", "must be a cosine similarity in [-1, 1]")
 
-        _require(self.max_candidates >= 1, "max_candidates", "must be positive")
 
 @dataclass
 class Config:
@@ -257,7 +261,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         data = _read_yaml(Path(path))
     for item in overrides or []:
-        _apply_override(data, item)
+        apply_override(data, item)
     return config_from_dict(data, source)
 
 
@@ -291,7 +295,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _apply_override(data: dict[str, Any], item: str) -> None:
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set `section.key=value` (value parsed as YAML) in a nested config mapping."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item}: expected section.key=value")

@@ -12,6 +12,7 @@ from fpkit.cli.generate import generate
 from fpkit.cli.index import index
 from fpkit.cli.info import info
 from fpkit.cli.search import search
+from fpkit.cli.train import train
 
 app = typer.Typer(
     name="fpkit",
@@ -25,6 +26,7 @@ app.command("eval")(eval_command)
 app.command("generate")(generate)
 app.command("index")(index)
 app.command("search")(search)
+app.command("train")(train)
 
 
 def _version(value: bool) -> None:

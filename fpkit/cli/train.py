@@ -1,0 +1,112 @@
+"""`fpkit train`: contrastive training from a folder of music, resumable at any point."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from fpkit.audio import AudioError
+from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
+from fpkit.config import Config, ConfigError, config_from_dict
+from fpkit.data import DataError
+from fpkit.device import DeviceError
+from fpkit.model import CheckpointError
+from fpkit.train import EpochRecord, TrainError, resume_config
+from fpkit.train import train as run_training
+
+FolderOption = Annotated[Path | None, typer.Option(file_okay=False, help="Folder of audio files.")]
+
+
+class RichObserver:
+    """Progress bars and one line per epoch on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def caching(self, total: int) -> Callable[[], None]:
+        task = self.progress.add_task("decoding songs", total=total, loss="")
+        return lambda: self.progress.advance(task)
+
+    def step(self, step: int, total: int, loss: float) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("training", total=total, completed=step - 1, loss="")
+        self.progress.update(self.task, completed=step, loss=f"loss {loss:.3f}")
+
+    def epoch(self, record: EpochRecord) -> None:
+        hits = "  ".join(f"{k} seg {v:.3f}" for k, v in record.top1.items())
+        self.progress.console.print(
+            f"epoch {record.epoch:>3}  step {record.step:>7}  train {record.train_loss:.4f}  "
+            f"val {record.val_loss:.4f}  top-1 {hits}  {record.steps_per_s:.2f} steps/s"
+        )
+
+
+def train(
+    config: ConfigOption = None,
+    overrides: OverrideOption = None,
+    data: Annotated[Path | None, typer.Option("--data", file_okay=False, help="Training music folder.")] = None,
+    val: Annotated[Path | None, typer.Option("--val", file_okay=False, help="Validation music folder.")] = None,
+    noise: Annotated[Path | None, typer.Option("--noise", file_okay=False, help="Background noise folder.")] = None,
+    ir: Annotated[Path | None, typer.Option("--ir", file_okay=False, help="Impulse response folder.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Run directory.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out at its last step.")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+) -> None:
+    """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory."""
+    try:
+        cfg = _resolve(config, overrides, data, val, noise, ir, out, device, resume)
+    except (ConfigError, TrainError, CheckpointError) as err:
+        fail(str(err))
+    signal.signal(signal.SIGTERM, _interrupt)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeRemainingColumn(),
+    )
+    try:
+        with Progress(*columns, console=err_console, transient=False) as progress:
+            result = run_training(cfg, resume=resume, observer=RichObserver(progress))
+    except (TrainError, DataError, AudioError, DeviceError, CheckpointError, ConfigError) as err:
+        fail(str(err))
+    if result.interrupted:
+        err_console.print(f"interrupted at step {result.step}; continue with --resume (run: {result.run_dir})")
+        raise typer.Exit(code=130)
+    err_console.print(f"done: {result.step} steps; best model {result.run_dir / 'best.pt'}")
+
+
+def _resolve(
+    config: Path | None,
+    overrides: list[str] | None,
+    data: Path | None,
+    val: Path | None,
+    noise: Path | None,
+    ir: Path | None,
+    out: Path | None,
+    device: str | None,
+    resume: bool,
+) -> Config:
+    """Config from the file (or, resuming, from the run's checkpoint), then --set, then options."""
+    cfg = resolve_config(config, overrides)
+    if resume:
+        run_dir = out or (Path(cfg.train.out) if cfg.train.out else None)
+        if run_dir is None:
+            raise TrainError("--resume needs the run directory: pass --out")
+        cfg = resume_config(run_dir, overrides)
+    options = {"data": data, "val": val, "noise": noise, "ir": ir, "out": out, "device": device}
+    given = {k: str(v) for k, v in options.items() if v is not None}
+    merged = dataclasses.asdict(cfg)
+    merged["train"].update(given)
+    return config_from_dict(merged, "command line")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # a stopped job saves its last step like Ctrl-C

@@ -1,0 +1,207 @@
+"""Training data: songs decoded once into a cache, and anchor/replica batches made from them.
+
+Batch `k` is a pure function of (seed, k, rank): any worker can make it, and a resumed run
+sees exactly the batches it would have seen without the interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpkit.audio import AudioError, find_audio_files, load_audio
+from fpkit.augment import Degrader
+from fpkit.config import AudioConfig, AugmentConfig
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """Training data that cannot be used at all (as opposed to single files that are skipped)."""
+
+
+@dataclass(frozen=True)
+class Song:
+    path: str  # the source file
+    cache: str  # decoded float16 samples at the model rate (.npy)
+    samples: int
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    songs: list[Song]
+    skipped: list[str]  # "path: reason" for every file that could not be used
+
+
+def cache_songs(
+    paths: list[Path],
+    cache_dir: Path,
+    sample_rate: int,
+    min_samples: int,
+    workers: int = 0,
+    on_progress: Callable[[], None] | None = None,
+) -> CacheReport:
+    """Decode every file once to the model rate and keep it as float16 .npy in `cache_dir`.
+
+    A cached file is reused while the source's path, size and modification time are unchanged.
+    Unreadable files and files shorter than `min_samples` are skipped, each with its reason.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(p), str(cache_dir / _cache_name(p, sample_rate)), sample_rate) for p in paths]
+    songs: list[Song] = []
+    skipped: list[str] = []
+    results: list[tuple[str, str, int | str]]
+    if workers > 0 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = []
+            for result in pool.map(_decode_to_cache, jobs, chunksize=4):
+                results.append(result)
+                if on_progress:
+                    on_progress()
+    else:
+        results = []
+        for job in jobs:
+            results.append(_decode_to_cache(job))
+            if on_progress:
+                on_progress()
+    for path, cache, outcome in results:
+        if isinstance(outcome, str):
+            skipped.append(f"{path}: {outcome}")
+        elif outcome < min_samples:
+            skipped.append(f"{path}: too short ({outcome / sample_rate:.2f} s, need {min_samples / sample_rate:.2f} s)")
+        else:
+            songs.append(Song(path, cache, outcome))
+    for line in skipped:
+        log.warning("skipped %s", line)
+    return CacheReport(songs, skipped)
+
+
+def _cache_name(path: Path, sample_rate: int) -> str:
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy"
+
+
+def _decode_to_cache(job: tuple[str, str, int]) -> tuple[str, str, int | str]:
+    """Returns (path, cache, samples) or (path, cache, reason) when the file cannot be used."""
+    path, cache, sample_rate = job
+    if os.path.exists(cache):
+        return path, cache, int(np.load(cache, mmap_mode="r").shape[0])
+    try:
+        wave = load_audio(path, sample_rate)
+    except AudioError as err:
+        return path, cache, str(err).removeprefix(f"{path}: ")
+    tmp = cache + ".tmp.npy"
+    np.save(tmp, wave.astype(np.float16))
+    os.replace(tmp, cache)
+    return path, cache, len(wave)
+
+
+def split_songs(paths: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Split files into (train, validation) by song, reproducibly; at least one of each."""
+    if len(paths) < 2:
+        raise DataError("need at least two songs to split off a validation set (or pass --val)")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_val = min(len(paths) - 1, max(1, round(val_fraction * len(paths))))
+    val = sorted(paths[i] for i in order[:n_val])
+    train = sorted(paths[i] for i in order[n_val:])
+    return train, val
+
+
+def list_audio(folder: str) -> list[Path]:
+    if not Path(folder).is_dir():
+        raise DataError(f"{folder}: not a folder")
+    files = find_audio_files([folder])
+    if not files:
+        raise DataError(f"{folder}: no audio files found")
+    return files
+
+
+class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Index k -> (anchors, replicas), each (n, segment_samples) float32.
+
+    Anchors are clean 1 s excerpts at random positions, with every second of music equally
+    likely. A replica starts within +-`offset_s` of its anchor and is degraded (reverb,
+    background noise, gain); it is cut with `context` samples before it so that the room's
+    reverberation of the preceding music is heard, as in a real recording.
+    """
+
+    def __init__(
+        self,
+        songs: list[Song],
+        audio: AudioConfig,
+        augment: AugmentConfig,
+        degrader: Degrader,
+        anchors_per_batch: int,
+        seed: int,
+        rank: int = 0,
+    ) -> None:
+        if not songs:
+            raise DataError("no usable songs")
+        self.songs = songs
+        self.segment = audio.segment_samples
+        self.margin = round(augment.offset_s * audio.sample_rate)
+        self.context = round(augment.ir_max_s * audio.sample_rate)
+        self.degrader = degrader
+        self.n = anchors_per_batch
+        self.seed = seed
+        self.rank = rank
+        spans = np.array([s.samples - self.segment - 2 * self.margin for s in songs], dtype=np.float64)
+        self.weights = np.maximum(spans, 1) / np.maximum(spans, 1).sum()
+        self._waves: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return 2**62  # batches are made on demand; the sampler chooses which
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index, self.rank])
+        picks = rng.choice(len(self.songs), size=self.n, p=self.weights)
+        length = self.segment + self.context
+        anchors = np.empty((self.n, self.segment), dtype=np.float32)
+        raw = np.zeros((self.n, length), dtype=np.float32)
+        for i, song_index in enumerate(picks):
+            song = self.songs[song_index]
+            wave = self._wave(song)
+            high = max(self.margin, song.samples - self.segment - self.margin)
+            start = int(rng.integers(self.margin, high + 1))
+            shift = int(rng.integers(-self.margin, self.margin + 1))
+            anchors[i] = crop(wave, start, self.segment)
+            raw[i] = crop(wave, start + shift - self.context, length)
+        replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.context :]
+        return torch.from_numpy(anchors), replicas.contiguous()
+
+    def _wave(self, song: Song) -> np.ndarray:
+        # Memory-mapped: worker processes share the page cache instead of copying songs.
+        if song.cache not in self._waves:
+            self._waves[song.cache] = np.load(song.cache, mmap_mode="r")
+        return self._waves[song.cache]
+
+
+def crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
+    """wave[start : start + length] as float32, zero-padded where it runs off either end."""
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(0, start), min(len(wave), start + length)
+    if hi > lo:
+        out[lo - start : hi - start] = wave[lo:hi]
+    return out
+
+
+class StepSampler(torch.utils.data.Sampler[int]):
+    """Yields batch indices start, start + 1, ..., stop - 1 (global training steps)."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)

@@ -1,0 +1,344 @@
+"""Contrastive training, top to bottom: data, model, loop, validation, checkpoints.
+
+A run lives in one folder (`train.out`): `cache/` (decoded songs), `last.pt` (written every
+epoch, every `checkpoint_minutes` and on interruption), `epoch-NNNN.pt` (the last
+`keep_last`), `best.pt` (best mini-search top-1 at one segment), `log.jsonl` and
+`curves.png`. Every checkpoint is a loadable model (`fpkit.load_model`) that also carries
+the optimizer state, the step and the history, so `resume=True` continues at the exact step
+with the same batches.
+
+Data-parallel training: run under `torchrun --nproc_per_node N`; each process makes its
+share of the batch and the NT-Xent negatives are gathered across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from fpkit.augment import Degrader, spec_augment
+from fpkit.config import Config, apply_override, config_from_dict
+from fpkit.curves import plot_training_curves
+from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
+from fpkit.device import resolve_device
+from fpkit.loss import contrastive_loss
+from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint
+from fpkit.optim import learning_rate, make_optimizer
+from fpkit.validation import make_validation_set, validate
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(ValueError):
+    """A run that cannot start: bad folders, an occupied run directory, nothing to resume."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    step: int
+    train_loss: float
+    val_loss: float
+    top1: dict[int, float]  # mini-search hit rate by sequence length (segments)
+    lr: float
+    steps_per_s: float
+    elapsed_s: float
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    history: list[EpochRecord] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class TrainObserver(Protocol):
+    """How the loop reports progress; the CLI shows it, tests ignore it."""
+
+    def caching(self, total: int) -> Callable[[], None]: ...
+    def step(self, step: int, total: int, loss: float) -> None: ...
+    def epoch(self, record: EpochRecord) -> None: ...
+
+
+class SilentObserver:
+    def caching(self, total: int) -> Callable[[], None]:
+        return lambda: None
+
+    def step(self, step: int, total: int, loss: float) -> None:
+        pass
+
+    def epoch(self, record: EpochRecord) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class SpecEncoder(nn.Module):
+    """The trainable part as one module, spectrogram in, fingerprint out, so DDP can wrap it."""
+
+    def __init__(self, model: Fingerprinter) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(spec)
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config stored in a run's last checkpoint, with dotted `section.key=value` overrides."""
+    path = Path(run_dir) / "last.pt"
+    if not path.exists():
+        raise TrainError(f"{run_dir}: no last.pt to resume from")
+    data = read_checkpoint(path)["config"]
+    for item in overrides or []:
+        apply_override(data, item)
+    return config_from_dict(data, f"{path} (stored config)")
+
+
+def train(config: Config, resume: bool = False, observer: TrainObserver | None = None) -> TrainResult:
+    observer = observer or SilentObserver()
+    tc = config.train
+    if not tc.out:
+        raise TrainError("no run directory: pass --out or set train.out")
+    if not tc.data:
+        raise TrainError("no training data: pass --data or set train.data")
+    run_dir = Path(tc.out)
+    if not resume and (run_dir / "last.pt").exists():
+        raise TrainError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
+    ddp = _init_distributed()
+    device = resolve_device(tc.device)
+    if device.type == "cuda" and ddp.world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", ddp.rank)))
+        torch.cuda.set_device(device)
+    anchors_per_rank, remainder = divmod(tc.batch_size // 2, ddp.world)
+    if remainder:
+        raise TrainError(f"train.batch_size/2 = {tc.batch_size // 2} anchors do not split over {ddp.world} processes")
+    torch.manual_seed(tc.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    # Data: decode every song once into the run's cache (the main process first, then the others reuse it).
+    train_songs, val_songs = _prepare_songs(config, run_dir, ddp, observer)
+    degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed)
+    val_degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed + 1)
+    val_set = make_validation_set(val_songs, config, val_degrader, tc.seed)
+
+    # Model and optimiser, restored from last.pt when resuming.
+    model = build_model(config).to(device)
+    encoder: nn.Module = SpecEncoder(model)
+    if ddp.world > 1:
+        encoder = nn.parallel.DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model.parameters(), tc)
+    step, history, best = 0, [], float("-inf")
+    if resume:
+        state = read_checkpoint(run_dir / "last.pt")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best"])
+        history = [_record_from_dict(r) for r in state["history"]]
+        log.info("resuming %s at step %d", run_dir, step)
+
+    total_steps = tc.epochs * tc.steps_per_epoch
+    batches = PairBatches(train_songs, config.audio, config.augment, degrader, anchors_per_rank, tc.seed, ddp.rank)
+    loader = torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        sampler=StepSampler(step, total_steps),
+        num_workers=tc.workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if tc.workers else None,
+    )
+    amp_dtype = _amp_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    spec_generator = torch.Generator()
+    log_path = run_dir / "log.jsonl"
+    result = TrainResult(run_dir, step, history)
+    losses: list[float] = []
+    epoch_start, last_save = time.monotonic(), time.monotonic()
+    steps_at_epoch_start = step
+
+    def save(path_name: str) -> None:
+        if ddp.is_main:
+            save_checkpoint(
+                run_dir / path_name,
+                model,
+                config,
+                step=step,
+                optimizer=optimizer.state_dict(),
+                best=best,
+                history=[asdict(r) for r in history],
+            )
+
+    try:
+        for anchors, replicas in loader:
+            model.train()
+            lr = learning_rate(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            anchors = anchors.to(device, non_blocking=True)
+            replicas = replicas.to(device, non_blocking=True)
+            # The spectrogram masks are drawn per step too, so a resumed run repeats them exactly.
+            spec_generator.manual_seed(tc.seed * 1_000_003 + step * 17 + ddp.rank)
+            with torch.no_grad():
+                spec_anchor = model.spectrogram(anchors)
+                spec_replica = spec_augment(model.spectrogram(replicas), config.augment, spec_generator)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                emb = encoder(torch.cat([spec_anchor, spec_replica]))  # (2n, d)
+            emb_anchor, emb_replica = _gather(emb.float(), ddp).chunk(2) if ddp.world > 1 else emb.float().chunk(2)
+            loss = contrastive_loss(emb_anchor, emb_replica, config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            result.step = step
+            losses.append(loss.item())
+            observer.step(step, total_steps, losses[-1])
+            if ddp.is_main and step % tc.log_every == 0:
+                _append_jsonl(log_path, {"step": step, "train_loss": float(np.mean(losses[-tc.log_every :])), "lr": lr})
+
+            if step % tc.steps_per_epoch == 0:
+                elapsed = time.monotonic() - epoch_start
+                record = _end_of_epoch(model, val_set, config, device, step, losses, lr, elapsed, steps_at_epoch_start)
+                history.append(record)
+                if ddp.is_main:
+                    _append_jsonl(log_path, {"epoch_end": asdict(record)})
+                    plot_training_curves(history, run_dir / "curves.png")
+                    name = f"epoch-{record.epoch:04d}.pt"
+                    improved = record.top1[1] > best
+                    best = max(best, record.top1[1])
+                    save(name)
+                    save("last.pt")
+                    if improved:
+                        save("best.pt")
+                    _prune_epochs(run_dir, tc.keep_last)
+                observer.epoch(record)
+                losses, epoch_start, steps_at_epoch_start = [], time.monotonic(), step
+                last_save = time.monotonic()
+            elif time.monotonic() - last_save > tc.checkpoint_minutes * 60:
+                save("last.pt")
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        save("last.pt")
+        log.warning("interrupted at step %d; saved %s", step, run_dir / "last.pt")
+        result.interrupted = True
+    if ddp.world > 1:
+        dist.barrier()
+    return result
+
+
+def _prepare_songs(
+    config: Config, run_dir: Path, ddp: Distributed, observer: TrainObserver
+) -> tuple[list[Song], list[Song]]:
+    tc = config.train
+    assert tc.data is not None
+    files = list_audio(tc.data)
+    if tc.val:
+        train_files, val_files = files, list_audio(tc.val)
+    else:
+        train_files, val_files = split_songs(files, tc.val_fraction, tc.seed)
+    min_samples = config.audio.segment_samples + 2 * round(config.augment.offset_s * config.audio.sample_rate)
+    songs: dict[str, list[Song]] = {}
+    for turn in range(2 if ddp.world > 1 else 1):
+        if (turn == 0) == ddp.is_main:
+            for name, paths in (("train", train_files), ("val", val_files)):
+                advance = observer.caching(len(paths))
+                report = cache_songs(
+                    paths, run_dir / "cache", config.audio.sample_rate, min_samples, tc.workers, advance
+                )
+                songs[name] = report.songs
+        if ddp.world > 1:
+            dist.barrier()
+    if not songs["train"]:
+        raise TrainError(f"{tc.data}: no usable training songs (every file was unreadable or too short)")
+    if not songs["val"]:
+        raise TrainError(f"{tc.val or tc.data}: no usable validation songs")
+    return songs["train"], songs["val"]
+
+
+def _end_of_epoch(
+    model: Fingerprinter,
+    val_set: Any,
+    config: Config,
+    device: torch.device,
+    step: int,
+    losses: list[float],
+    lr: float,
+    elapsed: float,
+    steps_at_start: int,
+) -> EpochRecord:
+    result = validate(model, val_set, config, device)
+    return EpochRecord(
+        epoch=step // config.train.steps_per_epoch,
+        step=step,
+        train_loss=float(np.mean(losses)) if losses else float("nan"),
+        val_loss=result.loss,
+        top1=result.top1,
+        lr=lr,
+        steps_per_s=(step - steps_at_start) / max(elapsed, 1e-9),
+        elapsed_s=elapsed,
+    )
+
+
+def _record_from_dict(data: dict[str, Any]) -> EpochRecord:
+    data = dict(data)
+    data["top1"] = {int(k): float(v) for k, v in data["top1"].items()}
+    return EpochRecord(**data)
+
+
+def _prune_epochs(run_dir: Path, keep: int) -> None:
+    for old in sorted(run_dir.glob("epoch-*.pt"))[:-keep]:
+        old.unlink()
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA (bfloat16 where supported); float32 on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _init_distributed() -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return Distributed(rank=dist.get_rank(), world=dist.get_world_size())
+
+
+def _gather(x: torch.Tensor, ddp: Distributed) -> torch.Tensor:
+    """Concatenate (anchors; replicas) halves across processes, keeping gradients.
+
+    Each process holds [its anchors; its replicas]; the result is [all anchors; all
+    replicas] so that row i of the two halves is still a positive pair.
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    anchors, replicas = x.chunk(2)
+    return torch.cat([torch.cat(all_gather(anchors)), torch.cat(all_gather(replicas))])

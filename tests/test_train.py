@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import synth
+import torch
+import torch.multiprocessing as mp
+
+from fpkit.config import Config, config_from_dict
+from fpkit.data import DataError
+from fpkit.model import load_model, read_checkpoint
+from fpkit.optim import Lamb, learning_rate
+from fpkit.train import TrainError, resume_config, train
+
+
+def run_config(tiny_config: Config, data: Path, out: Path, **train_overrides: object) -> Config:
+    cfg = dataclasses.asdict(tiny_config)
+    cfg["train"].update({"data": str(data), "out": str(out), "device": "cpu", **train_overrides})
+    return config_from_dict(cfg)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("songs")
+    synth.write_songs(folder, 12, seconds=30.0)
+    return folder
+
+
+class StopAt:
+    """An observer that interrupts training after a given step, as Ctrl-C would."""
+
+    def __init__(self, stop: int) -> None:
+        self.stop = stop
+
+    def caching(self, total: int):  # type: ignore[no-untyped-def]
+        return lambda: None
+
+    def step(self, step: int, total: int, loss: float) -> None:
+        if step == self.stop:
+            raise KeyboardInterrupt
+
+    def epoch(self, record: object) -> None:
+        pass
+
+
+def test_short_run_lowers_loss_and_beats_untrained_model(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+    cfg = run_config(tiny_config, songs, tmp_path / "run", epochs=4, steps_per_epoch=15, val_segments=60, lr=1e-3)
+    # Time offsets only: with noise, reverb and masks, a model of a few thousand parameters
+    # falls into the collapsed solution (loss ln(2n-1)) within 60 steps on synthetic songs.
+    cfg.augment = dataclasses.replace(
+        cfg.augment, offset_s=0.1, noise_prob=0.0, ir_prob=0.0, cutout_prob=0.0, band_mask_prob=0.0
+    )
+    cfg.train.warmup_steps = 20
+    untrained = train(
+        dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, epochs=1, steps_per_epoch=1, out=str(tmp_path / "untrained"))
+        )
+    )
+    result = train(cfg)
+    history = result.history
+    assert result.step == 60 and len(history) == 4
+    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].val_loss < untrained.history[0].val_loss
+    assert history[-1].top1[1] > untrained.history[0].top1[1]
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "log.jsonl", "curves.png"):
+        assert (run / name).exists(), name
+    assert sorted(p.name for p in run.glob("epoch-*.pt")) == ["epoch-0002.pt", "epoch-0003.pt", "epoch-0004.pt"]
+    assert load_model(run / "best.pt").model.dims.emb_dim == 32
+
+
+def test_resume_continues_at_saved_step_with_same_state(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+    straight = run_config(tiny_config, songs, tmp_path / "straight", epochs=2, steps_per_epoch=6)
+    train(straight)
+
+    broken = run_config(tiny_config, songs, tmp_path / "broken", epochs=2, steps_per_epoch=6)
+    first = train(broken, observer=StopAt(9))
+    assert first.interrupted and first.step == 9
+    assert read_checkpoint(tmp_path / "broken/last.pt")["step"] == 9
+    resumed = train(resume_config(tmp_path / "broken"), resume=True)
+    assert resumed.step == 12 and not resumed.interrupted
+
+    a = read_checkpoint(tmp_path / "straight/last.pt")
+    b = read_checkpoint(tmp_path / "broken/last.pt")
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    assert [r["val_loss"] for r in a["history"]] == pytest.approx([r["val_loss"] for r in b["history"]], rel=1e-4)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+    cfg = run_config(tiny_config, songs, tmp_path / "run", epochs=1, steps_per_epoch=2)
+    train(cfg)
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(cfg)
+    with pytest.raises(TrainError, match=r"no last\.pt"):
+        resume_config(tmp_path / "elsewhere")
+
+
+def test_bad_files_are_skipped_with_a_warning(
+    tiny_config: Config, songs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in songs.glob("*.wav"):
+        (data / p.name).write_bytes(p.read_bytes())
+    (data / "corrupt.wav").write_bytes(os.urandom(3000))
+    synth.write_audio(data / "short.wav", synth.make_song(0.8, 8000, 99), 8000)
+    cfg = run_config(tiny_config, data, tmp_path / "run", epochs=1, steps_per_epoch=3, val=None)
+    with caplog.at_level(logging.WARNING, logger="fpkit"):
+        result = train(cfg)
+    assert result.step == 3
+    text = caplog.text
+    assert "corrupt.wav" in text and "not readable" in text
+    assert "short.wav" in text and "too short" in text
+
+
+def test_empty_data_folder_is_a_clear_error(tiny_config: Config, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no audio files"):
+        train(run_config(tiny_config, tmp_path / "empty", tmp_path / "run"))
+
+
+def test_learning_rate_warms_up_then_decays(tiny_config: Config) -> None:
+    tc = dataclasses.replace(tiny_config.train, lr=1.0, warmup_steps=10, epochs=1, steps_per_epoch=110)
+    rates = [learning_rate(s, tc) for s in range(110)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+    assert rates[-1] < 0.01
+
+
+def test_lamb_reduces_a_quadratic() -> None:
+    w = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
+    opt = Lamb([w], lr=0.1)
+    for _ in range(100):
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+    assert w.norm() < 0.5
+
+
+def _ddp_worker(rank: int, port: int, cfg: Config) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(cfg)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_with_two_gloo_processes(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = run_config(tiny_config, songs, tmp_path / "run", epochs=1, steps_per_epoch=4)
+    mp.spawn(_ddp_worker, args=(port, cfg), nprocs=2, join=True)
+    state = read_checkpoint(tmp_path / "run/last.pt")
+    assert state["step"] == 4
+    assert np.isfinite(state["history"][0]["train_loss"])
