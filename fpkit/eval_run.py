@@ -110,39 +110,44 @@ def evaluate_synthetic(
     """Index the songs (and distractors) into the database, then run the synthetic protocols.
 
     Everything that can fail cheaply (folders, song lengths, noise and IR banks, query plan)
-    is checked before the long indexing. Degradation uses `config.augment`, search `config.search`.
+    is checked before the long indexing. The write lock is held only while indexing, so other
+    runs can add to the same database while this one searches. Degradation uses
+    `config.augment`, search `config.search`.
     """
     songs = _audio_files(plan.songs)
     unknown = _audio_files(plan.unknown) if plan.unknown is not None else []
-    with open_database(source, create=True) as opened:
-        audio = opened.model.config.audio
-        if min(plan.lengths_s) < audio.segment_s:
-            raise EvalError(f"--lengths: {min(plan.lengths_s):g} s is shorter than one segment ({audio.segment_s:g} s)")
-        sets = plan_query_sets(plan, _durations(songs), _durations(unknown), audio.hop_s)
-        degrader = Degrader.from_folders(
-            config.augment, audio.sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed
-        )
-        indexed = index_songs(opened, [plan.songs] + ([plan.dummy] if plan.dummy else []), config, progress)
+    with database_folder(source) as folder:
+        with open_writable(folder, source) as opened:
+            audio = opened.model.config.audio
+            if min(plan.lengths_s) < audio.segment_s:
+                shortest = min(plan.lengths_s)
+                raise EvalError(f"--lengths: {shortest:g} s is shorter than one segment ({audio.segment_s:g} s)")
+            sets = plan_query_sets(plan, _durations(songs), _durations(unknown), audio.hop_s)
+            degrader = Degrader.from_folders(
+                config.augment, audio.sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed
+            )
+            indexed = index_songs(opened, [plan.songs] + ([plan.dummy] if plan.dummy else []), config, progress)
         query_songs = {os.path.abspath(p) for p in songs}
         for failed in indexed.failed:
             if failed.path in query_songs:
                 raise EvalError(f"{failed.reason} (a query song must be indexed: fix it or leave it out of --songs)")
-        searcher = make_searcher(opened, config)
-        results = run_synthetic(searcher, sets, songs, unknown, plan, degrader, progress)
-        settings = dataclasses.replace(
-            _settings(opened, searcher, "synthetic", plan.lengths_s, plan.protocols),
-            songs=str(plan.songs),
-            dummy=_text(plan.dummy),
-            unknown=_text(plan.unknown),
-            noise=_text(plan.noise),
-            ir=_text(plan.ir),
-            queries=plan.queries,
-            unknown_queries=plan.queries if plan.unknown is not None else 0,
-            seed=plan.seed,
-            snr_db=list(config.augment.snr_db),
-            augment=dataclasses.asdict(config.augment),
-        )
-        return EvalReport(settings, results, indexed.seconds)
+        with open_readonly(folder, source, opened.model) as opened:
+            searcher = make_searcher(opened, config)
+            results = run_synthetic(searcher, sets, songs, unknown, plan, degrader, progress)
+            settings = dataclasses.replace(
+                _settings(opened, searcher, "synthetic", plan.lengths_s, plan.protocols),
+                songs=str(plan.songs),
+                dummy=_text(plan.dummy),
+                unknown=_text(plan.unknown),
+                noise=_text(plan.noise),
+                ir=_text(plan.ir),
+                queries=plan.queries,
+                unknown_queries=plan.queries if plan.unknown is not None else 0,
+                seed=plan.seed,
+                snr_db=list(config.augment.snr_db),
+                augment=dataclasses.asdict(config.augment),
+            )
+    return EvalReport(settings, results, indexed.seconds)
 
 
 def evaluate_recordings(
@@ -154,7 +159,9 @@ def evaluate_recordings(
     unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
     if unlisted:
         log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
-    with open_database(source, create=False) as opened:
+    if source.folder is None:
+        raise EvalError("recordings are scored against an existing database: pass --db")
+    with open_readonly(source.folder, source, None) as opened:
         searcher = make_searcher(opened, config)
         result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress)
         unknown = sum(row.song is None for row in rows)
@@ -165,31 +172,51 @@ def evaluate_recordings(
             queries=len(rows) - unknown,
             unknown_queries=unknown,
         )
-        return EvalReport(settings, [result], 0.0)
+    return EvalReport(settings, [result], 0.0)
 
 
 @contextlib.contextmanager
-def open_database(source: DatabaseSource, create: bool) -> Iterator[OpenDatabase]:
-    """Open the database with its own model, or (`create`) make a new one with `source.model`.
+def database_folder(source: DatabaseSource) -> Iterator[Path]:
+    """`source.folder`, or a temporary folder removed afterwards."""
+    if source.folder is not None:
+        yield source.folder
+        return
+    with tempfile.TemporaryDirectory(prefix="fpkit-eval-") as tmp:
+        yield Path(tmp) / "db"
 
-    A database that is created may be added to, so it is opened writable; an existing one is
-    opened writable only when `create` allows adding to it.
-    """
-    with contextlib.ExitStack() as stack:
-        folder = source.folder
-        if folder is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fpkit-eval-"))) / "db"
-        if (folder / MANIFEST).exists():
-            db = stack.enter_context(Database.open(folder, writable=create))
-            model = db.load_model(source.device)
-            if source.model is not None:
-                db.check_model(load_model(source.model))
-        elif create:
-            model = load_model(source.model, source.device)
-            db = stack.enter_context(Database.create(folder, model))
-        else:
-            raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
-        yield OpenDatabase(db, model, str(source.folder) if source.folder else TEMPORARY_DB)
+
+@contextlib.contextmanager
+def open_writable(folder: Path, source: DatabaseSource) -> Iterator[OpenDatabase]:
+    """The database in `folder` under the write lock, or a new one made with `source.model`."""
+    if (folder / MANIFEST).exists():
+        with Database.open(folder, writable=True) as db:
+            yield OpenDatabase(db, _model_for(db, source), _label(source))
+    else:
+        model = load_model(source.model, source.device)
+        with Database.create(folder, model) as db:
+            yield OpenDatabase(db, model, _label(source))
+
+
+@contextlib.contextmanager
+def open_readonly(folder: Path, source: DatabaseSource, model: LoadedModel | None) -> Iterator[OpenDatabase]:
+    """The existing database in `folder` for searching, with `model` (already checked) or its own."""
+    if not (folder / MANIFEST).exists():
+        raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
+    with Database.open(folder) as db:
+        yield OpenDatabase(db, model if model is not None else _model_for(db, source), _label(source))
+
+
+def _model_for(db: Database, source: DatabaseSource) -> LoadedModel:
+    """`source.model` when given (it must be the database's), else the database's own copy."""
+    if source.model is None:
+        return db.load_model(source.device)
+    model = load_model(source.model, source.device)
+    db.check_model(model)
+    return model
+
+
+def _label(source: DatabaseSource) -> str:
+    return str(source.folder) if source.folder is not None else TEMPORARY_DB
 
 
 @dataclass(frozen=True)
