@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 
@@ -205,6 +206,20 @@ def test_checkpoint_with_a_broken_stored_config(tmp_path: Path, tiny_checkpoint:
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=rf"^{path} \(stored config\): model\.emb_dim: "):
         load_model(path)
+
+
+def test_checkpoint_from_an_older_version_loads(
+    tmp_path: Path, tiny_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A key renamed since the checkpoint was written is ignored with a warning, not an error.
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["config"]["index"]["pq_bytes"] = 64
+    path = tmp_path / "older.pt"
+    torch.save(payload, path)
+    with caplog.at_level(logging.WARNING, logger="fpkit.config"):
+        loaded = load_model(path)
+    assert "index.pq_bytes" in caplog.text
+    assert loaded.model_id == load_model(tiny_checkpoint).model_id
 
 
 def test_no_shipped_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
