@@ -9,6 +9,7 @@ whose message names the file and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import types
 import typing
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -265,10 +268,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(data, source)
 
 
-def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    """Build and validate a `Config` from a nested mapping; `source` names it in errors."""
+def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:
+    """Build and validate a `Config` from a nested mapping; `source` names it in errors.
+
+    `strict=False` drops unknown keys with a warning instead of failing: for configs stored in
+    checkpoints by an older fpkit, whose keys may since have been renamed or removed.
+    """
     try:
-        config = _build(Config, data, "")
+        config = _build(Config, data, "", strict)
         config.validate()
     except _Invalid as err:
         raise ConfigError(f"{source}: {err.key}: {err.problem}") from None
@@ -329,20 +336,22 @@ def _require(ok: bool, key: str, problem: str) -> None:
 _T = typing.TypeVar("_T")
 
 
-def _build(cls: type[_T], data: Any, prefix: str) -> _T:
+def _build(cls: type[_T], data: Any, prefix: str, strict: bool = True) -> _T:
     if not isinstance(data, dict):
         raise _Invalid(prefix.rstrip(".") or "<top>", "must be a mapping")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in known:
-            raise _Invalid(f"{prefix}{key}", "unknown key")
+            if strict:
+                raise _Invalid(f"{prefix}{key}", "unknown key")
+            log.warning("ignoring stored config key %s%s, unknown to this version", prefix, key)
     kwargs: dict[str, Any] = {}
     for name in known & set(data):
         hint = hints[name]
         key = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, data[name], f"{key}.")  # type: ignore[arg-type]
+            kwargs[name] = _build(hint, data[name], f"{key}.", strict)  # type: ignore[arg-type]
         else:
             kwargs[name] = _coerce(data[name], hint, key)
     return cls(**kwargs)

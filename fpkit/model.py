@@ -224,7 +224,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         path = DEFAULT_WEIGHTS
     payload = read_checkpoint(path)
     try:
-        config = config_from_dict(payload["config"], source=f"{path} (stored config)")
+        config = config_from_dict(payload["config"], source=f"{path} (stored config)", strict=False)
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
     model = build_model(config)

@@ -112,7 +112,7 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Co
     data = read_checkpoint(path)["config"]
     for item in overrides or []:
         apply_override(data, item)
-    return config_from_dict(data, f"{path} (stored config)")
+    return config_from_dict(data, f"{path} (stored config)", strict=False)
 
 
 def train(config: Config, resume: bool = False, observer: TrainObserver | None = None) -> TrainResult:
