@@ -25,6 +25,6 @@ def test_checkpoint_with_a_key_unknown_to_this_version_still_loads(
 def test_user_configs_stay_strict(tiny_config: Config) -> None:
     data = tiny_config.to_dict()
     data["index"]["retired_option"] = 3
-    with pytest.raises(ConfigError, match="index.retired_option: unknown key"):
+    with pytest.raises(ConfigError, match=r"index\.retired_option: unknown key"):
         config_from_dict(data, "user.yaml")
     assert build_model(config_from_dict(data, "stored", strict=False)) is not None
