@@ -118,10 +118,7 @@ class Store:
         return store
 
     def close(self) -> None:
-        for handle in (self._out, self._table):
-            if handle is not None:
-                handle.close()
-        self._out = self._table = None
+        self.close_writers()
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
