@@ -242,7 +242,10 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
         log.warning("not indexed: %s", failed.reason)
     if progress is not None:
         progress.start("indexing fingerprints", db.rows)  # fewer when only new rows are added
-    db.update_index(config.index, progress.advance if progress is not None else None)
+    try:
+        db.update_index(config.index, progress.advance if progress is not None else None)
+    except ValueError as err:  # an index setting that does not suit this model, e.g. index.pq_m
+        raise EvalError(f"{db.root}: cannot build the index: {err}") from None
     log.info(
         "%s: %d songs added, %d already there, %d failed; %d songs, %d fingerprints in all",
         db.root,

@@ -32,24 +32,32 @@ DEFAULT_QUERIES = 500
 
 
 class RichBars:
-    """One progress bar per phase on stderr, drawn from the first phase on.
+    """Progress on stderr: a bar per phase on a terminal, else a line per tenth of each phase.
 
-    Starting late keeps an error found before any work (a bad truth table) to one line.
+    The bars start with the first phase, so an error found before any work stays one line.
     """
 
     def __init__(self) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         self.progress = Progress(*columns, console=err_console, transient=True)
+        self.live = err_console.is_terminal
         self.task: TaskID | None = None
+        self.phase, self.total, self.done, self.next_line = "", 0, 0, 0.0
 
     def start(self, phase: str, total: int) -> None:
-        if self.task is None:
-            self.progress.start()
-        self.task = self.progress.add_task(phase, total=total)
+        if self.live:
+            if self.task is None:
+                self.progress.start()
+            self.task = self.progress.add_task(phase, total=total)
+        self.phase, self.total, self.done, self.next_line = phase, total, 0, total / 10
 
     def advance(self, steps: int = 1) -> None:
-        if self.task is not None:
+        self.done += steps
+        if self.live and self.task is not None:
             self.progress.advance(self.task, steps)
+        elif not self.live and self.done >= self.next_line:
+            err_console.print(f"{self.phase}: {self.done}/{self.total}")
+            self.next_line = self.done + self.total / 10
 
     def __enter__(self) -> RichBars:
         return self
