@@ -125,11 +125,9 @@ def metrics_table(result: ProtocolResult) -> Table:
         table.add_row("unknown queries", *[str(m.unknown_queries) for m in result.metrics])
     for name in RATE_FIELDS:
         values = [getattr(m, name) for m in result.metrics]
-        if all(v is None for v in values):
-            continue
-        table.add_row(
-            name, *["-" if v is None else f"{100 * v:.1f}" for v in values], end_section=name == RATE_FIELDS[-1]
-        )
+        if not all(v is None for v in values):
+            table.add_row(name, *["-" if v is None else f"{100 * v:.1f}" for v in values])
+    table.add_section()
     table.add_row("search ms (mean)", *[_ms(t.mean_ms) for t in result.timing])
     table.add_row("search ms (p95)", *[_ms(t.p95_ms) for t in result.timing])
     return table
