@@ -155,13 +155,13 @@ def evaluate_recordings(
 ) -> EvalReport:
     """Score real recordings against their ground truth in an existing database, used as it is."""
     rows = read_truth(plan.truth, plan.queries)
-    listed = {row.query.resolve() for row in rows}
-    unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
-    if unlisted:
-        log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
     if source.folder is None:
         raise EvalError("recordings are scored against an existing database: pass --db")
     with open_readonly(source.folder, source, None) as opened:
+        listed = {row.query.resolve() for row in rows}
+        unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
+        if unlisted:
+            log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
         searcher = make_searcher(opened, config)
         result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress)
         unknown = sum(row.song is None for row in rows)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
+from fpkit.cli.common import setup_logging
 from fpkit.cli.eval import eval_command
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
@@ -40,8 +41,10 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
 ) -> None:
     """Neural audio fingerprinting: train, generate, index, search and evaluate."""
+    setup_logging(quiet)
 
 
 def main() -> None:

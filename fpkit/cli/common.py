@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 
 from fpkit.config import Config, ConfigError, load_config
 
@@ -21,6 +23,17 @@ OverrideOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Dotted override, e.g. --set model.emb_dim=64 (repeatable).", metavar="KEY=VALUE"),
 ]
+
+
+def setup_logging(quiet: bool) -> None:
+    """Library log lines (fpkit.*) go to the stderr console: INFO and up, or WARNING with --quiet."""
+    logger = logging.getLogger("fpkit")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
