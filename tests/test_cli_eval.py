@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner, Result
 
 from fpkit.cli.app import app
 from fpkit.db import Database
-from fpkit.model import load_model
+from fpkit.model import load_model, read_checkpoint
 
 runner = CliRunner()
 RATE = 8000
@@ -204,3 +205,14 @@ def test_usage_errors_are_one_line(data: Path, tiny_checkpoint: Path, args: list
     assert result.exit_code == 1, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_search_settings_come_from_the_model_unless_a_config_is_given(data: Path, tiny_checkpoint: Path) -> None:
+    stored = read_checkpoint(tiny_checkpoint)
+    stored["config"]["search"]["segment_k"] = 7  # as a calibrated threshold travels with a model
+    torch.save(stored, tiny_checkpoint)
+    out = data / "report"
+    assert synthetic(data, tiny_checkpoint, out, "--protocol", "random").exit_code == 0
+    assert report(out)["settings"]["search"]["segment_k"] == 7
+    assert synthetic(data, tiny_checkpoint, out, "--protocol", "random", "--set", "search.segment_k=9").exit_code == 0
+    assert report(out)["settings"]["search"]["segment_k"] == 9

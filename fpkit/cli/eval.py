@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from fpkit.audio import AudioError
 from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
-from fpkit.config import ConfigError
-from fpkit.db.store import StoreError
+from fpkit.config import Config, ConfigError, apply_override, config_from_dict
+from fpkit.db.store import MODEL_FILE, StoreError
 from fpkit.device import DeviceError, resolve_device
 from fpkit.eval_report import EvalReport, metrics_table, report_dict, write_report
 from fpkit.eval_run import (
@@ -25,7 +25,7 @@ from fpkit.eval_run import (
 )
 from fpkit.eval_truth import TruthError
 from fpkit.evaluate import Protocol
-from fpkit.model import CheckpointError
+from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, read_checkpoint
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -138,7 +138,7 @@ def eval_command(
             fail("--truth needs --queries DIR (the recordings) and --db DIR (the database)")
         _require_folder("--queries", Path(queries))
         plan = RecordingsPlan(Path(queries), truth, length_list)
-        cfg = resolve_config(config, overrides)
+        cfg = _settings(config, overrides, source)
     else:
         if songs is None:
             fail("give --songs DIR for synthetic queries, or --truth FILE.csv with --queries DIR for recordings")
@@ -161,7 +161,7 @@ def eval_command(
             protocols=protocols,
             seed=seed if seed is not None else 0,
         )
-        cfg = resolve_config(config, [*(overrides or []), *([_snr_override(snr)] if snr is not None else [])])
+        cfg = _settings(config, [*(overrides or []), *([_snr_override(snr)] if snr is not None else [])], source)
     try:
         with RichBars() as bars:
             if isinstance(plan, RecordingsPlan):
@@ -187,6 +187,29 @@ def _show(report: EvalReport) -> None:
     )
     for result in report.results:
         err_console.print(metrics_table(result))
+
+
+def _settings(config: Path | None, overrides: list[str] | None, source: DatabaseSource) -> Config:
+    """--config when given; else the config stored with the model that will be used, so that
+    eval searches with the model's own settings (its calibrated threshold above all), as
+    `fpkit search` does. --set applies on top either way."""
+    if config is not None:
+        return resolve_config(config, overrides)
+    if source.model is not None:
+        checkpoint: Path | None = Path(source.model)
+    elif source.folder is not None and (Path(source.folder) / MODEL_FILE).exists():
+        checkpoint = Path(source.folder) / MODEL_FILE
+    else:
+        checkpoint = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None
+    if checkpoint is None or not checkpoint.exists():
+        return resolve_config(None, overrides)  # the missing model is reported where it is loaded
+    try:
+        data = read_checkpoint(checkpoint)["config"]
+        for item in overrides or []:
+            apply_override(data, item)
+        return config_from_dict(data, f"{checkpoint} (stored config)", strict=False)
+    except (CheckpointError, ConfigError) as err:
+        fail(str(err))
 
 
 def _require_folder(option: str, folder: Path) -> None:
