@@ -26,7 +26,8 @@ def best_scores(searcher: Searcher, folder: str, count: int, seconds: float, noi
     degrader = Degrader.from_folders(config.augment, rate, config.train.noise, config.train.ir) if noisy else None
     files = find_audio_files([folder])
     scores = []
-    for path in rng.choice(np.array(files, dtype=object), size=min(count, len(files)), replace=False):
+    # Several excerpts per file when there are fewer files than queries.
+    for path in rng.choice(np.array(files, dtype=object), size=count, replace=count > len(files)):
         try:
             wave = load_audio(path, rate)
         except AudioError as err:
