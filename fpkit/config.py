@@ -9,6 +9,7 @@ whose message names the file and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import re
 import types
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+import numpy as np
 import yaml
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,9 @@ class SearchConfig:
     nprobe: int = 32  # IVF lists visited per query segment
     subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
     threshold: float = 0.5  # best score below this is reported as no match
+    # [[seconds, threshold], ...]: when given, the threshold for a query of d seconds is
+    # interpolated linearly in d between these points (clamped at the ends) instead of `threshold`.
+    threshold_by_length: list[list[float]] = field(default_factory=list)
 
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", "must be positive")
@@ -220,6 +225,20 @@ class SearchConfig:
         _require(self.nprobe >= 1, "nprobe", "must be positive")
         _require(self.subhop_shifts >= 1, "subhop_shifts", "must be positive")
         _require(-1 <= self.threshold <= 1, "threshold", "must be a cosine similarity in [-1, 1]")
+        points = self.threshold_by_length
+        _require(
+            all(len(p) == 2 and p[0] > 0 and -1 <= p[1] <= 1 for p in points)
+            and all(a[0] < b[0] for a, b in itertools.pairwise(points)),
+            "threshold_by_length",
+            "must be [seconds, threshold] pairs with increasing seconds",
+        )
+
+    def threshold_for(self, duration_s: float) -> float:
+        """The match threshold for a query of `duration_s` seconds."""
+        if not self.threshold_by_length:
+            return self.threshold
+        seconds, limits = zip(*self.threshold_by_length, strict=True)
+        return float(np.interp(duration_s, seconds, limits))
 
 
 @dataclass

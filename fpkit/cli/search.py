@@ -43,7 +43,11 @@ def search(
     output: Annotated[Format, typer.Option("--format", "-f", help="table, jsonl or csv.")] = Format.table,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Candidates per query.")] = None,
     threshold: Annotated[
-        float | None, typer.Option("--threshold", help="Lowest score reported as a match (default: search.threshold).")
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Lowest score reported as a match, at every query length (default: the model's).",
+        ),
     ] = None,
     device: DeviceOption = "auto",
     overrides: SetOption = None,
@@ -66,7 +70,7 @@ def search(
             if top_k is not None:
                 config = replace(config, top_k=top_k)
             if threshold is not None:
-                config = replace(config, threshold=threshold)
+                config = replace(config, threshold=threshold, threshold_by_length=[])  # one constant, as asked
             searcher = Searcher(database, loaded, config)
         except DatabaseError as err:
             fail(str(err))

@@ -146,5 +146,6 @@ class Searcher:
             self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.top_k, cfg.max_candidates
         )
         candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found]
-        best = candidates[0] if candidates and candidates[0].score >= cfg.threshold else None
-        return SearchResult(query_name, best, candidates, len(wave) / audio.sample_rate)
+        duration_s = len(wave) / audio.sample_rate
+        best = candidates[0] if candidates and candidates[0].score >= cfg.threshold_for(duration_s) else None
+        return SearchResult(query_name, best, candidates, duration_s)
