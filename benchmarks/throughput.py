@@ -6,6 +6,7 @@ real-time factor (seconds of audio fingerprinted per second at the config's hop)
 
     python benchmarks/throughput.py                       # paper and default configs
     python benchmarks/throughput.py --configs configs/default.yaml --seconds 60 --bf16
+    python benchmarks/throughput.py --configs configs/paper.yaml --compile
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def measure(config_path: Path, seconds: float, batch_size: int, bf16: bool) -> Result:
+def measure(config_path: Path, seconds: float, batch_size: int, bf16: bool, compile_model: bool) -> Result:
     config = load_config(config_path)
     model = build_model(config).eval()
+    # torch.compile fuses the elementwise work (ELU, layer norm) around the convolutions.
+    network = torch.compile(model, dynamic=False) if compile_model else model
     audio = config.audio
     # One long decoded signal: noise-like music stand-in at the model rate.
     wave = torch.randn(int(seconds * audio.sample_rate)) * 0.1
@@ -55,16 +58,16 @@ def measure(config_path: Path, seconds: float, batch_size: int, bf16: bool) -> R
         segments = segment(wave, audio.segment_samples, audio.hop_samples, min_fill=0.5)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(segments), batch_size):
-                model(segments[start : start + batch_size])
+                network(segments[start : start + batch_size])
         return len(segments)
 
-    run()  # warm-up: allocator, oneDNN kernels
+    run()  # warm-up: allocator, oneDNN kernels, compilation
     begin = time.perf_counter()
     n = run()
     elapsed = time.perf_counter() - begin
     flops = model_flops(model.dims, config)
     return Result(
-        name=config_path.stem + (" (bf16)" if bf16 else ""),
+        name=config_path.stem + (" (bf16)" if bf16 else "") + (" (compiled)" if compile_model else ""),
         parameters=count_parameters(model),
         gflop_per_segment=flops / 1e9,
         segments_per_s=n / elapsed,
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="audio fingerprinted per config")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--bf16", action="store_true", help="also measure under CPU bfloat16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also measure with torch.compile (slow to start)")
     args = parser.parse_args()
 
     baseline = matmul_gflops()
@@ -89,8 +93,9 @@ def main() -> None:
     header = f"{'config':<22}{'params':>12}{'GFLOP/seg':>11}{'seg/s':>9}{'x realtime':>12}{'GFLOP/s':>9}{'/matmul':>9}"
     print(header)
     for path in args.configs:
-        for bf16 in [False, True] if args.bf16 else [False]:
-            r = measure(path, args.seconds, args.batch_size, bf16)
+        variants = [(False, False)] + [(True, False)] * args.bf16 + [(False, True)] * args.compile
+        for bf16, compile_model in variants:
+            r = measure(path, args.seconds, args.batch_size, bf16, compile_model)
             print(
                 f"{r.name:<22}{r.parameters:>12,}{r.gflop_per_segment:>11.4f}{r.segments_per_s:>9.1f}"
                 f"{r.realtime_factor:>12.1f}{r.gflops:>9.1f}{r.gflops / baseline:>9.2f}"
