@@ -8,6 +8,7 @@ whose message names the file and the dotted key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import logging
@@ -279,12 +280,18 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (defaults when `path` is None) and apply `section.key=value` overrides."""
     source = str(path) if path is not None else ("--set" if overrides else "<defaults>")
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = _read_yaml(Path(path))
+    data = _read_yaml(Path(path)) if path is not None else {}
+    return config_with_overrides(data, overrides, source)
+
+
+def config_with_overrides(
+    data: dict[str, Any], overrides: list[str] | None, source: str, strict: bool = True
+) -> Config:
+    """`config_from_dict` of a copy of `data` with dotted `section.key=value` overrides applied."""
+    data = copy.deepcopy(data)
     for item in overrides or []:
         apply_override(data, item)
-    return config_from_dict(data, source)
+    return config_from_dict(data, source, strict)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:

@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fpkit.config import apply_override, config_from_dict
+from fpkit.config import config_with_overrides
 from fpkit.model import build_model, read_checkpoint, save_checkpoint, weights_id
 
 
 def export_model(checkpoint: Path, out: Path, overrides: list[str]) -> str:
     """Write the model of `checkpoint` to `out`; returns its weights id."""
     payload = read_checkpoint(checkpoint)
-    data = payload["config"]
-    for item in overrides:
-        apply_override(data, item)
-    config = config_from_dict(data, f"{checkpoint} (stored config)", strict=False)
+    config = config_with_overrides(payload["config"], overrides, f"{checkpoint} (stored config)", strict=False)
     model = build_model(config)
     model.load_state_dict(payload["state_dict"])
     history = payload.get("history") or []

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpkit.config import Config, ConfigError, config_from_dict
+from fpkit.config import Config, ConfigError, config_from_dict, config_with_overrides
 from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
@@ -211,6 +211,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an fpkit checkpoint (unknown format)")
     return payload
+
+
+def stored_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config saved in a checkpoint, with dotted overrides; keys unknown to this version are dropped."""
+    return config_with_overrides(read_checkpoint(path)["config"], overrides, f"{path} (stored config)", strict=False)
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:

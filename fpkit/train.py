@@ -28,12 +28,12 @@ import torch.distributed as dist
 from torch import nn
 
 from fpkit.augment import Degrader, spec_augment
-from fpkit.config import Config, apply_override, config_from_dict
+from fpkit.config import Config
 from fpkit.curves import plot_training_curves
 from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.device import resolve_device
 from fpkit.loss import contrastive_loss
-from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint
+from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
 from fpkit.optim import learning_rate, make_optimizer
 from fpkit.validation import make_validation_set, validate
 
@@ -109,10 +109,7 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Co
     path = Path(run_dir) / "last.pt"
     if not path.exists():
         raise TrainError(f"{run_dir}: no last.pt to resume from")
-    data = read_checkpoint(path)["config"]
-    for item in overrides or []:
-        apply_override(data, item)
-    return config_from_dict(data, f"{path} (stored config)", strict=False)
+    return stored_config(path, overrides)
 
 
 def train(config: Config, resume: bool = False, observer: TrainObserver | None = None) -> TrainResult:

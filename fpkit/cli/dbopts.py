@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fpkit.audio import find_audio_files
 from fpkit.cli.common import err_console, fail
-from fpkit.config import Config, ConfigError, IndexConfig, apply_override, config_from_dict
+from fpkit.config import Config, ConfigError, IndexConfig, config_with_overrides
 from fpkit.db import AddReport, Database
 from fpkit.device import DeviceError, resolve_device
 from fpkit.model import CheckpointError, LoadedModel, load_model
@@ -67,11 +67,8 @@ def with_overrides(config: Config, overrides: list[str] | None) -> Config:
     """The model's own config with `section.key=value` overrides applied."""
     if not overrides:
         return config
-    data = config.to_dict()
     try:
-        for item in overrides:
-            apply_override(data, item)
-        return config_from_dict(data, "--set")
+        return config_with_overrides(config.to_dict(), overrides, "--set")
     except ConfigError as err:
         fail(str(err))
 

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from fpkit.audio import AudioError
 from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
-from fpkit.config import Config, ConfigError, apply_override, config_from_dict
+from fpkit.config import Config, ConfigError
 from fpkit.db.store import MODEL_FILE, StoreError
 from fpkit.device import DeviceError, resolve_device
 from fpkit.eval_report import EvalReport, metrics_table, report_dict, write_report
@@ -25,7 +25,7 @@ from fpkit.eval_run import (
 )
 from fpkit.eval_truth import TruthError
 from fpkit.evaluate import Protocol
-from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, read_checkpoint
+from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, stored_config
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -204,10 +204,7 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
     if checkpoint is None or not checkpoint.exists():
         return resolve_config(None, overrides)  # the missing model is reported where it is loaded
     try:
-        data = read_checkpoint(checkpoint)["config"]
-        for item in overrides or []:
-            apply_override(data, item)
-        return config_from_dict(data, f"{checkpoint} (stored config)", strict=False)
+        return stored_config(checkpoint, overrides)
     except (CheckpointError, ConfigError) as err:
         fail(str(err))
 
