@@ -8,6 +8,7 @@ once (see `_StreamResampler`).
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,6 +173,15 @@ class _StreamResampler:
         return y[start : start + n_new // self.up * self.down].numpy()
 
 
+def crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
+    """wave[start : start + length] as float32, zero-padded where it runs off either end."""
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(0, start), min(len(wave), start + length)
+    if hi > lo:
+        out[lo - start : hi - start] = wave[lo:hi]
+    return out
+
+
 def segment_starts(n_samples: int, segment: int, hop: int, min_fill: float = 1.0) -> np.ndarray:
     """Start sample of each segment of a signal of `n_samples`.
 
@@ -185,23 +195,23 @@ def segment_starts(n_samples: int, segment: int, hop: int, min_fill: float = 1.0
     return np.arange(0, n_samples - need + 1, hop, dtype=np.int64)
 
 
-def segment(wave: torch.Tensor, segment: int, hop: int, min_fill: float = 1.0) -> torch.Tensor:
-    """Cut a mono signal (samples,) into segments (n, segment), zero-padding the last one."""
-    starts = segment_starts(wave.shape[-1], segment, hop, min_fill)
-    if len(starts) == 0:
-        return wave.new_zeros((0, segment))
-    needed = int(starts[-1]) + segment
-    if needed > wave.shape[-1]:
-        wave = torch.nn.functional.pad(wave, (0, needed - wave.shape[-1]))
-    return wave.unfold(-1, segment, hop)[: len(starts)]  # (n, segment)
-
-
 def find_audio_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted list of audio file paths."""
+    """Expand files and folders (recursively, following links to folders) into a sorted list of audio files."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS))
+            found.extend(sorted(_walk_audio(p)))
         else:
             found.append(p)
     return found
+
+
+def _walk_audio(folder: Path) -> Iterator[Path]:
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree
+            dirs.clear()
+            continue
+        seen.add(real)
+        yield from (Path(root, name) for name in files if Path(name).suffix.lower() in AUDIO_EXTENSIONS)

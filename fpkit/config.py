@@ -78,6 +78,9 @@ class FeaturesConfig:
     f_min: float = 300.0  # Hz
     f_max: float = 4000.0  # Hz
     dynamic_range_db: float = 80.0  # log-mel values below (max - range) are clipped
+    # "segment": each segment framed alone over zero padding (the paper); "stream": frames cut
+    # from one framing of the whole signal, reading the audio around each segment (fpkit.features).
+    framing: Literal["segment", "stream"] = "segment"
 
     def validate(self) -> None:
         _require(self.n_fft >= 16 and self.n_fft & (self.n_fft - 1) == 0, "n_fft", "must be a power of two >= 16")
@@ -116,10 +119,16 @@ class LossConfig:
     kind: Literal["ntxent", "triplet"] = "ntxent"
     tau: float = 0.05  # NT-Xent temperature
     margin: float = 0.5  # semi-hard triplet margin, squared L2 units
+    # Cross-batch memory (NT-Xent only): fingerprints of this many past batch items serve as
+    # extra negatives, from step `memory_start` on, when the network has stopped moving fast.
+    memory: int = 0
+    memory_start: int = 0
 
     def validate(self) -> None:
         _require(self.tau > 0, "tau", "must be positive")
         _require(self.margin > 0, "margin", "must be positive")
+        _require(self.memory >= 0, "memory", "must be >= 0")
+        _require(self.memory_start >= 0, "memory_start", "must be >= 0")
 
 
 @dataclass
@@ -264,6 +273,13 @@ class Config:
             "features.f_max",
             "must not exceed half of audio.sample_rate",
         )
+        if self.features.framing == "stream":
+            hop = self.features.stft_hop
+            _require(
+                self.audio.segment_samples % hop == 0 and self.audio.hop_samples % hop == 0,
+                "features.stft_hop",
+                "must divide the segment and hop lengths in samples when framing is stream",
+            )
         _require(
             self.model.emb_dim <= self.model.channels[-1] and self.model.channels[-1] % self.model.emb_dim == 0,
             "model.emb_dim",

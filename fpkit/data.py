@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fpkit.audio import AudioError, find_audio_files, load_audio
+from fpkit.audio import AudioError, crop, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import AudioConfig, AugmentConfig
+from fpkit.features import Framing
 
 log = logging.getLogger(__name__)
 
@@ -126,18 +127,19 @@ def list_audio(folder: str) -> list[Path]:
 
 
 class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Index k -> (anchors, replicas), each (n, segment_samples) float32.
+    """Index k -> (anchors, replicas), each (n, framing.window) float32 segment windows.
 
     Anchors are clean 1 s excerpts at random positions, with every second of music equally
     likely. A replica starts within +-`offset_s` of its anchor and is degraded (reverb,
-    background noise, gain); it is cut with `context` samples before it so that the room's
-    reverberation of the preceding music is heard, as in a real recording.
+    background noise, gain); it is cut with `reverb_context` samples before its window so that
+    the room's reverberation of the preceding music is heard, as in a real recording.
     """
 
     def __init__(
         self,
         songs: list[Song],
         audio: AudioConfig,
+        framing: Framing,
         augment: AugmentConfig,
         degrader: Degrader,
         anchors_per_batch: int,
@@ -148,8 +150,9 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
             raise DataError("no usable songs")
         self.songs = songs
         self.segment = audio.segment_samples
+        self.framing = framing
         self.margin = round(augment.offset_s * audio.sample_rate)
-        self.context = round(augment.ir_max_s * audio.sample_rate)
+        self.reverb_context = round(augment.ir_max_s * audio.sample_rate)
         self.degrader = degrader
         self.n = anchors_per_batch
         self.seed = seed
@@ -164,8 +167,9 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index, self.rank])
         picks = rng.choice(len(self.songs), size=self.n, p=self.weights)
-        length = self.segment + self.context
-        anchors = np.empty((self.n, self.segment), dtype=np.float32)
+        window, left = self.framing.window, self.framing.left
+        length = window + self.reverb_context
+        anchors = np.empty((self.n, window), dtype=np.float32)
         raw = np.zeros((self.n, length), dtype=np.float32)
         for i, song_index in enumerate(picks):
             song = self.songs[song_index]
@@ -173,9 +177,9 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
             high = max(self.margin, song.samples - self.segment - self.margin)
             start = int(rng.integers(self.margin, high + 1))
             shift = int(rng.integers(-self.margin, self.margin + 1))
-            anchors[i] = crop(wave, start, self.segment)
-            raw[i] = crop(wave, start + shift - self.context, length)
-        replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.context :]
+            anchors[i] = crop(wave, start - left, window)
+            raw[i] = crop(wave, start + shift - left - self.reverb_context, length)
+        replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.reverb_context :]
         return torch.from_numpy(anchors), replicas.contiguous()
 
     def _wave(self, song: Song) -> np.ndarray:
@@ -183,15 +187,6 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if song.cache not in self._waves:
             self._waves[song.cache] = np.load(song.cache, mmap_mode="r")
         return self._waves[song.cache]
-
-
-def crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
-    """wave[start : start + length] as float32, zero-padded where it runs off either end."""
-    out = np.zeros(length, dtype=np.float32)
-    lo, hi = max(0, start), min(len(wave), start + length)
-    if hi > lo:
-        out[lo - start : hi - start] = wave[lo:hi]
-    return out
 
 
 class StepSampler(torch.utils.data.Sampler[int]):

@@ -1,25 +1,32 @@
 """Waveforms to fingerprints: every segment of a stored song, and a query at sub-hop shifts.
 
-References keep a final half-filled segment (`segment(..., min_fill=0.5)`) so the last second
-of a song can be found. Queries use whole segments only, fingerprinted several times with
+References keep a final half-filled segment (`segment_starts(..., min_fill=0.5)`) so the last
+second of a song can be found. Queries use whole segments only, fingerprinted several times with
 start shifts that divide one hop, so the search can place a query finer than the hop.
+
+Every segment is fingerprinted from its window (the segment plus the front end's context, zeros
+beyond the signal's ends). With stream framing the signal is framed once per stretch of
+`STREAM_CHUNK` segments and the segments are cut from those frames (`fpkit.features`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from fpkit.audio import AudioError, segment
+from fpkit.audio import AudioError, crop, segment_starts
 from fpkit.config import AudioConfig
+from fpkit.features import LogMelSpectrogram
 from fpkit.model import Fingerprinter
 
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter input holds nothing to fingerprint
+STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
 @dataclass(frozen=True)
@@ -30,21 +37,42 @@ class QueryPrints:
     prints: list[np.ndarray]  # per shift: (n_s, d) float32, segment i starts at shift + i * hop
 
 
-def embed_segments(model: Fingerprinter, segments: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Segments (n, samples) -> unit-norm fingerprints (n, d) float32, batched on the model's device."""
+def embed_at(model: Fingerprinter, wave: np.ndarray, starts: np.ndarray, batch_size: int) -> np.ndarray:
+    """Fingerprints (n, d) float32 of the segments of `wave` (samples,) starting at `starts` (n,), ascending.
+
+    Batched on the model's device, `batch_size` segments per network call.
+    """
     device = next(model.parameters()).device
     out = [np.zeros((0, model.dims.emb_dim), dtype=np.float32)]
     with torch.inference_mode():
-        for start in range(0, segments.shape[0], batch_size):
-            batch = segments[start : start + batch_size].to(device, non_blocking=True)
-            out.append(model(batch).float().cpu().numpy())
+        for specs in _spectrograms(model.frontend, wave, starts, batch_size):
+            for first in range(0, specs.shape[0], batch_size):
+                batch = specs[first : first + batch_size].to(device, non_blocking=True)
+                out.append(model.embed(batch).float().cpu().numpy())
     return np.concatenate(out)
+
+
+def _spectrograms(
+    frontend: LogMelSpectrogram, wave: np.ndarray, starts: np.ndarray, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """Normalised spectrograms (k, n_mels, frames) of the segments at `starts`, in order, a few at a time."""
+    f = frontend.framing
+    if f.streams and np.all((starts - starts[:1]) % f.stft_hop == 0):
+        for first in range(0, len(starts), STREAM_CHUNK):
+            chunk = starts[first : first + STREAM_CHUNK]
+            piece = crop(wave, int(chunk[0]) - f.left, int(chunk[-1] - chunk[0]) + f.window)
+            db = frontend.log_mel(torch.from_numpy(piece))  # (n_mels, T)
+            yield frontend.segment_frames(db, torch.from_numpy((chunk - chunk[0]) // f.stft_hop))
+        return
+    for first in range(0, len(starts), batch_size):
+        windows = np.stack([crop(wave, int(s) - f.left, f.window) for s in starts[first : first + batch_size]])
+        yield frontend(torch.from_numpy(windows))
 
 
 def reference_prints(model: Fingerprinter, wave: np.ndarray, audio: AudioConfig, batch_size: int) -> np.ndarray:
     """A song (samples,) at the model rate -> one fingerprint per hop (n, d) float32."""
-    segments = segment(torch.from_numpy(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
-    return embed_segments(model, segments, batch_size)
+    starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
+    return embed_at(model, wave, starts, batch_size)
 
 
 def query_prints(
@@ -52,16 +80,23 @@ def query_prints(
 ) -> QueryPrints:
     """A query (samples,) of at least one segment, fingerprinted at `shifts` starts within one hop.
 
-    All copies go through the model in the same batches.
+    With stream framing the shifts are rounded to whole STFT frames. All copies go through the
+    model in the same batches.
     """
     seg, hop = audio.segment_samples, audio.hop_samples
-    offsets = sorted({round(k * hop / shifts) for k in range(shifts)})
-    tensor = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    step = model.frontend.framing.stft_hop if model.frontend.framing.streams else 1
+    offsets = sorted({round(k * hop / shifts / step) * step for k in range(shifts)})
     # A copy too short for one whole segment gets one zero-padded segment (as a stored song's
     # last one is): without it a query under 1.5 s could only be placed on the hop grid.
-    parts = [segment(tensor[o:], seg, hop, 1.0 if len(wave) - o >= seg else REFERENCE_MIN_FILL) for o in offsets]
-    prints = embed_segments(model, torch.cat(parts), batch_size)
-    bounds = np.cumsum([0] + [p.shape[0] for p in parts])
+    parts = [
+        o + segment_starts(len(wave) - o, seg, hop, 1.0 if len(wave) - o >= seg else REFERENCE_MIN_FILL)
+        for o in offsets
+    ]
+    every = np.concatenate(parts)
+    order = np.argsort(every, kind="stable")
+    prints = np.empty((len(every), model.dims.emb_dim), dtype=np.float32)
+    prints[order] = embed_at(model, wave, every[order], batch_size)
+    bounds = np.cumsum([0] + [len(p) for p in parts])
     return QueryPrints(
         shifts_s=np.array(offsets, dtype=np.float64) / audio.sample_rate,
         prints=[prints[a:b] for a, b in itertools.pairwise(bounds)],

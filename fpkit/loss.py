@@ -8,18 +8,22 @@ import torch.nn.functional as F
 from fpkit.config import LossConfig
 
 
-def ntxent_loss(anchors: torch.Tensor, replicas: torch.Tensor, tau: float) -> torch.Tensor:
-    """NT-Xent (SimCLR) loss of the paper.
+def ntxent_loss(
+    anchors: torch.Tensor, replicas: torch.Tensor, tau: float, memory: torch.Tensor | None = None
+) -> torch.Tensor:
+    """NT-Xent (SimCLR) loss of the paper, optionally with extra negatives from a memory.
 
     `anchors` and `replicas` are (n, d) and unit-norm; row i of each is a positive pair, and
-    every other item of the 2n-item batch is a negative. The loss is the mean over all 2n
-    items of the cross-entropy of picking the positive among the 2n - 1 others at
-    temperature `tau`.
+    every other item of the 2n-item batch is a negative, as is every row of `memory` (m, d)
+    (fingerprints of earlier batches, no gradient). The loss is the mean over all 2n items of
+    the cross-entropy of picking the positive among the 2n - 1 + m others at temperature `tau`.
     """
     n = anchors.shape[0]
     z = torch.cat([anchors, replicas], dim=0)  # (2n, d)
     logits = z @ z.T / tau  # (2n, 2n)
     logits.fill_diagonal_(float("-inf"))  # an item is never its own positive or negative
+    if memory is not None and memory.shape[0]:
+        logits = torch.cat([logits, z @ memory.to(z.dtype).T / tau], dim=1)  # (2n, 2n + m)
     positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits.float(), positives)
 
@@ -50,7 +54,20 @@ def semihard_triplet_loss(anchors: torch.Tensor, replicas: torch.Tensor, margin:
     return F.relu(d_ap.squeeze(1) - d_neg + margin).mean()
 
 
-def contrastive_loss(anchors: torch.Tensor, replicas: torch.Tensor, config: LossConfig) -> torch.Tensor:
+def contrastive_loss(
+    anchors: torch.Tensor, replicas: torch.Tensor, config: LossConfig, memory: torch.Tensor | None = None
+) -> torch.Tensor:
     if config.kind == "ntxent":
-        return ntxent_loss(anchors, replicas, config.tau)
+        return ntxent_loss(anchors, replicas, config.tau, memory)
     return semihard_triplet_loss(anchors, replicas, config.margin)
+
+
+class Memory:
+    """A first-in first-out store of the last `size` fingerprints (m, d), kept without gradient."""
+
+    def __init__(self, size: int, dim: int, items: torch.Tensor | None = None) -> None:
+        self.size = size
+        self.items = items if items is not None else torch.zeros(0, dim)
+
+    def push(self, z: torch.Tensor) -> None:
+        self.items = torch.cat([z.detach().float(), self.items.to(z.device)])[: self.size]

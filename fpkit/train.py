@@ -32,7 +32,7 @@ from fpkit.config import Config
 from fpkit.curves import plot_training_curves
 from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.device import resolve_device
-from fpkit.loss import contrastive_loss
+from fpkit.loss import Memory, contrastive_loss
 from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
 from fpkit.optim import learning_rate, make_optimizer
 from fpkit.validation import make_validation_set, validate
@@ -146,16 +146,20 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
         encoder = nn.parallel.DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda" else None)
     optimizer = make_optimizer(model.parameters(), tc)
     step, history, best = 0, [], float("-inf")
+    memory = Memory(config.loss.memory, config.model.emb_dim)
     if resume:
         state = read_checkpoint(run_dir / "last.pt")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best"])
         history = [_record_from_dict(r) for r in state["history"]]
+        memory = Memory(config.loss.memory, config.model.emb_dim, state.get("memory"))
         log.info("resuming %s at step %d", run_dir, step)
 
     total_steps = tc.epochs * tc.steps_per_epoch
-    batches = PairBatches(train_songs, config.audio, config.augment, degrader, anchors_per_rank, tc.seed, ddp.rank)
+    batches = PairBatches(
+        train_songs, config.audio, model.frontend.framing, config.augment, degrader, anchors_per_rank, tc.seed, ddp.rank
+    )
     loader = torch.utils.data.DataLoader(
         batches,
         batch_size=None,
@@ -181,6 +185,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
                 config,
                 step=step,
                 optimizer=optimizer.state_dict(),
+                memory=memory.items.cpu(),
                 best=best,
                 history=[asdict(r) for r in history],
             )
@@ -201,7 +206,10 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 emb = encoder(torch.cat([spec_anchor, spec_replica]))  # (2n, d)
             emb_anchor, emb_replica = _gather(emb.float(), ddp).chunk(2) if ddp.world > 1 else emb.float().chunk(2)
-            loss = contrastive_loss(emb_anchor, emb_replica, config.loss)
+            negatives = memory.items if step >= config.loss.memory_start else None
+            loss = contrastive_loss(emb_anchor, emb_replica, config.loss, negatives)
+            if config.loss.memory:
+                memory.push(torch.cat([emb_anchor, emb_replica]))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

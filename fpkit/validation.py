@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fpkit.audio import crop
 from fpkit.augment import Degrader
 from fpkit.config import Config
-from fpkit.data import Song, crop
+from fpkit.data import Song
+from fpkit.features import framing
 from fpkit.loss import contrastive_loss
 from fpkit.model import Fingerprinter
 
@@ -25,8 +27,8 @@ CHUNK_SEGMENTS = 20  # consecutive segments cut from one place in a song
 
 @dataclass(frozen=True)
 class ValidationSet:
-    clean: torch.Tensor  # (M, segment_samples) reference segments
-    queries: torch.Tensor  # (M, segment_samples) degraded, shifted segments
+    clean: torch.Tensor  # (M, window) reference segment windows (`fpkit.features.Framing`)
+    queries: torch.Tensor  # (M, window) degraded, shifted segment windows
     chunk: np.ndarray  # (M,) which chunk each segment belongs to
 
 
@@ -41,6 +43,7 @@ def make_validation_set(songs: list[Song], config: Config, degrader: Degrader, s
     audio, augment = config.audio, config.augment
     rng = np.random.default_rng([seed, 7919])
     seg, hop = audio.segment_samples, audio.hop_samples
+    f = framing(audio, config.features)
     margin = round(augment.offset_s * audio.sample_rate)
     context = round(augment.ir_max_s * audio.sample_rate)
     span = seg + (CHUNK_SEGMENTS - 1) * hop
@@ -55,13 +58,13 @@ def make_validation_set(songs: list[Song], config: Config, degrader: Degrader, s
         song = songs[song_index]
         wave = np.load(song.cache, mmap_mode="r")
         n = min(CHUNK_SEGMENTS, config.train.val_segments - total, max(1, (song.samples - start - seg) // hop + 1))
-        length = seg + (n - 1) * hop
+        length = f.window + (n - 1) * hop
         shift = int(rng.integers(-margin, margin + 1))
-        stretch = crop(wave, start, length)
-        noisy = degrader.degrade(crop(wave, start + shift - context, length + context), rng)[context:]
+        stretch = crop(wave, start - f.left, length)
+        noisy = degrader.degrade(crop(wave, start + shift - f.left - context, length + context), rng)[context:]
         for k in range(n):
-            clean.append(stretch[k * hop : k * hop + seg])
-            queries.append(noisy[k * hop : k * hop + seg])
+            clean.append(stretch[k * hop : k * hop + f.window])
+            queries.append(noisy[k * hop : k * hop + f.window])
             chunk_ids.append(chunk)
         total += n
     return ValidationSet(

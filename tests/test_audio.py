@@ -14,10 +14,10 @@ from synth import make_song, tone, write_audio
 from fpkit.audio import (
     AudioError,
     audio_info,
+    crop,
     find_audio_files,
     iter_audio_blocks,
     load_audio,
-    segment,
     segment_starts,
 )
 
@@ -245,22 +245,11 @@ def test_segment_starts_shorter_than_a_segment(n: int, min_fill: float, count: i
     assert starts.dtype == np.int64 and len(starts) == count
 
 
-def test_segment_cuts_and_pads() -> None:
-    wave = torch.arange(1, 28001, dtype=torch.float32)
-    whole = segment(wave, 8000, 4000)
-    assert whole.shape == (6, 8000)
-    assert torch.equal(whole[1], wave[4000:12000])
-    padded = segment(wave, 8000, 4000, min_fill=0.5)
-    assert padded.shape == (7, 8000)
-    assert torch.equal(padded[-1, :4000], wave[24000:])
-    assert torch.equal(padded[-1, 4000:], torch.zeros(4000))
-
-
-def test_segment_of_a_short_signal() -> None:
-    assert segment(torch.ones(5000), 8000, 4000).shape == (0, 8000)
-    short = segment(torch.ones(5000), 8000, 4000, min_fill=0.5)
-    assert short.shape == (1, 8000)
-    assert short.sum().item() == 5000
+def test_crop_pads_both_ends() -> None:
+    wave = np.arange(1, 11, dtype=np.float32)
+    np.testing.assert_array_equal(crop(wave, -2, 5), [0, 0, 1, 2, 3])
+    np.testing.assert_array_equal(crop(wave, 8, 4), [9, 10, 0, 0])
+    np.testing.assert_array_equal(crop(wave, 20, 2), [0, 0])
 
 
 def test_find_audio_files(tmp_path: Path) -> None:
@@ -270,3 +259,11 @@ def test_find_audio_files(tmp_path: Path) -> None:
     single = tmp_path / "explicit.xyz"
     assert find_audio_files([tmp_path]) == [flac, wav]
     assert find_audio_files([single, tmp_path / "b"]) == [single, wav]
+
+
+def test_find_audio_files_follows_linked_folders_once(tmp_path: Path) -> None:
+    wav = write_audio(tmp_path / "music" / "one.wav", tone(440.0, 0.1, 8000), 8000)
+    (tmp_path / "all").mkdir()
+    (tmp_path / "all" / "music").symlink_to(tmp_path / "music")
+    (tmp_path / "music" / "loop").symlink_to(tmp_path / "music")  # a cycle must not recurse forever
+    assert find_audio_files([tmp_path / "all"]) == [tmp_path / "all" / "music" / wav.name]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from synth import make_song, write_audio
 
-from fpkit.audio import AudioError, load_audio, segment_starts
-from fpkit.config import Config
+from fpkit.audio import AudioError, crop, load_audio, segment_starts
+from fpkit.config import Config, config_with_overrides
 from fpkit.fingerprint import check_usable, content_hash, query_prints, reference_prints
 from fpkit.model import build_model
 
@@ -51,6 +51,36 @@ def test_a_one_second_query_still_gets_every_shift(model, tiny_config: Config) -
     wave = make_song(1.0, tiny_config.audio.sample_rate)
     q = query_prints(model, wave, tiny_config.audio, shifts=4, batch_size=16)
     assert len(q.shifts_s) == 4 and all(p.shape[0] == 1 for p in q.prints)
+
+
+@pytest.fixture
+def stream_model(tiny_config: Config) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(
+        config_with_overrides(tiny_config.to_dict(), ["features.framing=stream", "features.stft_hop=250"], "<tiny>")
+    )
+
+
+def test_stream_framing_equals_framing_each_window(stream_model, tiny_config: Config) -> None:
+    """Segments cut from one framing of the song give the fingerprints of their own windows."""
+    audio = tiny_config.audio
+    wave = make_song(70.0, audio.sample_rate)  # longer than one framing chunk
+    stored = reference_prints(stream_model, wave, audio, batch_size=32)
+    f = stream_model.frontend.framing
+    starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, min_fill=0.5)
+    windows = torch.from_numpy(np.stack([crop(wave, int(s) - f.left, f.window) for s in starts]))
+    with torch.inference_mode():
+        alone = stream_model(windows).numpy()
+    np.testing.assert_allclose(stored, alone, atol=1e-5)
+
+
+def test_stream_framing_shifts_queries_by_whole_frames(stream_model, tiny_config: Config) -> None:
+    audio = tiny_config.audio
+    wave = make_song(3.0, audio.sample_rate)
+    q = query_prints(stream_model, wave, audio, shifts=3, batch_size=16)
+    np.testing.assert_allclose(q.shifts_s * audio.sample_rate, [0, 1250, 2750])  # 4000 / 3 rounded to frames
+    stored = reference_prints(stream_model, wave, audio, batch_size=16)
+    np.testing.assert_allclose(q.prints[0], stored[:5], atol=1e-5)
 
 
 def test_short_or_silent_input_is_refused_by_name(tiny_config: Config) -> None:

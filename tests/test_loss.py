@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fpkit.config import LossConfig
-from fpkit.loss import contrastive_loss, ntxent_loss, semihard_triplet_loss
+from fpkit.loss import Memory, contrastive_loss, ntxent_loss, semihard_triplet_loss
 
 
 def unit(*shape: int, seed: int) -> torch.Tensor:
@@ -116,3 +116,26 @@ def test_contrastive_loss_follows_the_config() -> None:
     triplet = contrastive_loss(anchors, replicas, LossConfig(kind="triplet", margin=0.3))
     assert ntxent.item() == pytest.approx(ntxent_loss(anchors, replicas, 0.1).item())
     assert triplet.item() == pytest.approx(semihard_triplet_loss(anchors, replicas, 0.3).item())
+
+
+def test_memory_adds_negatives_without_gradient() -> None:
+    anchors, replicas = pair(8, 16, 0.5, seed=0)
+    memory = F.normalize(torch.randn(20, 16), dim=1)
+    plain = ntxent_loss(anchors, replicas, 0.1)
+    with_memory = ntxent_loss(anchors, replicas, 0.1, memory)
+    assert with_memory.item() > plain.item()  # more negatives, harder choice
+    # A memory holding copies of the batch's own items is the same as the batch twice over.
+    z = torch.cat([anchors, replicas])
+    logits = z @ torch.cat([z, z]).T / 0.1
+    logits[:, :16].fill_diagonal_(float("-inf"))
+    positives = torch.cat([torch.arange(8, 16), torch.arange(0, 8)])
+    expected = F.cross_entropy(logits, positives)
+    assert ntxent_loss(anchors, replicas, 0.1, z).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_memory_keeps_the_newest_items_first() -> None:
+    memory = Memory(size=5, dim=2)
+    memory.push(torch.ones(3, 2))
+    memory.push(torch.full((3, 2), 2.0))
+    assert memory.items.shape == (5, 2)
+    assert memory.items[:3].eq(2).all() and memory.items[3:].eq(1).all()

@@ -40,8 +40,10 @@ def model_named(name: str) -> Fingerprinter:
     return build_model(config_named(name)).eval()
 
 
-def songs(batch: int, seconds: float = 1.0) -> torch.Tensor:
-    return torch.from_numpy(np.stack([make_song(seconds, 8000, seed) for seed in range(batch)]))
+def songs(batch: int, model: Fingerprinter) -> torch.Tensor:
+    """`batch` segment windows (B, window) of synthetic music for `model`'s front end."""
+    window = model.frontend.framing.window
+    return torch.from_numpy(np.stack([make_song(2.0, 8000, seed)[:window] for seed in range(batch)]))
 
 
 def twin(model: Fingerprinter, config: Config, channels_last: bool) -> Fingerprinter:
@@ -58,7 +60,7 @@ def twin(model: Fingerprinter, config: Config, channels_last: bool) -> Fingerpri
 def test_output_shape_and_unit_norm(name: str, batch: int) -> None:
     model = model_named(name)
     with torch.inference_mode():
-        emb = model(songs(batch))
+        emb = model(songs(batch, model))
     assert emb.shape == (batch, 128)
     assert emb.dtype == torch.float32
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(batch))
@@ -83,7 +85,7 @@ def test_default_config_is_much_smaller_than_paper() -> None:
 def test_paper_encoder_reduces_to_one_cell() -> None:
     model = model_named("paper")
     with torch.inference_mode():
-        features = model.encoder(model.spectrogram(songs(2)).unsqueeze(1))
+        features = model.encoder(model.spectrogram(songs(2, model)).unsqueeze(1))
     assert features.shape == (2, 1024, 1, 1)
     assert model.head.w1.shape == (128, 8, 32)  # 1024 features split into 128 slices of 8
 
@@ -105,7 +107,7 @@ def test_dims_from_config() -> None:
 def test_channels_last_gives_the_same_outputs(name: str) -> None:
     model = model_named(name)
     config = config_named(name)
-    wave = songs(2)
+    wave = songs(2, model)
     models = {cl: twin(model, config, cl) for cl in (True, False)}
     with torch.inference_mode():
         outputs = {cl: m(wave) for cl, m in models.items()}
@@ -134,7 +136,7 @@ def test_divide_and_encode_needs_a_divisor() -> None:
 
 def test_fingerprints_ignore_gain(tiny_config: Config) -> None:
     model = build_model(tiny_config).eval()
-    wave = songs(2)
+    wave = songs(2, model)
     with torch.inference_mode():
         torch.testing.assert_close(model(wave * 0.2), model(wave), atol=1e-4, rtol=0)
 
@@ -153,7 +155,7 @@ def test_checkpoint_round_trip(tmp_path: Path, tiny_config: Config) -> None:
     assert loaded.path == str(path)
     assert loaded.extra == {"step": 7, "best": {"top1": 0.5}}
     assert loaded.model_id == weights_id(model)
-    wave = songs(3)
+    wave = songs(3, model)
     with torch.inference_mode():
         assert torch.equal(loaded.model(wave), model(wave))
 

@@ -76,7 +76,13 @@ def test_short_run_lowers_loss_and_beats_untrained_model(tiny_config: Config, so
     assert load_model(run / "best.pt").model.dims.emb_dim == 32
 
 
-def test_resume_continues_at_saved_step_with_same_state(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("memory", [False, True], ids=["paper", "stream-framing-with-memory"])
+def test_resume_continues_at_saved_step_with_same_state(
+    tiny_config: Config, songs: Path, tmp_path: Path, memory: bool
+) -> None:
+    if memory:  # the memory's fingerprints are part of the state a resume restores
+        tiny_config.features = dataclasses.replace(tiny_config.features, framing="stream", stft_hop=250)
+        tiny_config.loss = dataclasses.replace(tiny_config.loss, memory=40, memory_start=3)
     straight = run_config(tiny_config, songs, tmp_path / "straight", epochs=2, steps_per_epoch=6)
     train(straight)
 
