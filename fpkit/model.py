@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class ModelDims:
     strides: tuple[tuple[int, int], ...]  # per block: (freq, time)
     emb_dim: int
     proj_units: int
+    activation: str = "elu"
 
     @classmethod
     def from_config(cls, config: Config) -> ModelDims:
@@ -44,6 +46,7 @@ class ModelDims:
             strides=tuple((s[0], s[1]) for s in config.model.strides),
             emb_dim=config.model.emb_dim,
             proj_units=config.model.proj_units,
+            activation=config.model.activation,
         )
 
 
@@ -51,15 +54,22 @@ def _conv_out(size: int, stride: int) -> int:
     return (size - 1) // stride + 1  # kernel 3, padding 1
 
 
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"elu": F.elu, "relu": F.relu}
+
+
 class SeparableConvBlock(nn.Module):
     """1x3 conv (time) -> ELU -> LayerNorm -> 3x1 conv (frequency) -> ELU -> LayerNorm.
 
     The layer norms normalise over (C, F, T) with one gain and bias per element, as the
-    paper's `layer_norm2d`. Input (B, C_in, F, T); output (B, C_out, F', T').
+    paper's `layer_norm2d`; `activation` may replace the ELU. Input (B, C_in, F, T); output
+    (B, C_out, F', T').
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: tuple[int, int], shape_in: tuple[int, int]) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: tuple[int, int], shape_in: tuple[int, int], activation: str = "elu"
+    ) -> None:
         super().__init__()
+        self.activation = ACTIVATIONS[activation]
         f_stride, t_stride = stride
         f, t = shape_in
         t1 = _conv_out(t, t_stride)
@@ -71,8 +81,8 @@ class SeparableConvBlock(nn.Module):
         self.shape_out = (f2, t1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm_time(F.elu(self.conv_time(x)))
-        return self.norm_freq(F.elu(self.conv_freq(x)))
+        x = self.norm_time(self.activation(self.conv_time(x)))
+        return self.norm_freq(self.activation(self.conv_freq(x)))
 
 
 class DivideAndEncode(nn.Module):
@@ -112,7 +122,7 @@ class Fingerprinter(nn.Module):
         blocks = []
         c_in, shape = 1, (dims.n_mels, dims.n_frames)
         for c_out, stride in zip(dims.channels, dims.strides, strict=True):
-            block = SeparableConvBlock(c_in, c_out, stride, shape)
+            block = SeparableConvBlock(c_in, c_out, stride, shape, dims.activation)
             blocks.append(block)
             c_in, shape = c_out, block.shape_out
         self.encoder = nn.Sequential(*blocks)
@@ -233,7 +243,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
     model = build_model(config)
-    stored = payload["dims"]
+    stored = {"activation": "elu", **payload["dims"]}  # checkpoints before the activation was a choice
     dims = asdict(model.dims)
     if {k: _as_lists(v) for k, v in stored.items()} != {k: _as_lists(v) for k, v in dims.items()}:
         raise CheckpointError(f"{path}: stored dims do not match its config")

@@ -249,3 +249,18 @@ def test_real_default_model_loads_or_fails_clearly() -> None:
         assert str(err).startswith(str(fpmodel.DEFAULT_WEIGHTS))
     else:
         assert loaded.path == str(fpmodel.DEFAULT_WEIGHTS)
+
+
+def test_activation_is_part_of_the_dims_and_the_output(tiny_config: Config, tmp_path: Path) -> None:
+    relu_config = config_from_dict(
+        {**tiny_config.to_dict(), "model": {**tiny_config.to_dict()["model"], "activation": "relu"}}
+    )
+    torch.manual_seed(0)
+    relu = build_model(relu_config).eval()
+    elu = build_model(tiny_config).eval()
+    elu.load_state_dict(relu.state_dict())
+    wave = songs(2, relu)
+    with torch.inference_mode():
+        assert not torch.allclose(relu(wave), elu(wave))
+    save_checkpoint(tmp_path / "relu.pt", relu, relu_config)
+    assert load_model(tmp_path / "relu.pt").model.dims.activation == "relu"

@@ -1,0 +1,128 @@
+"""End-to-end indexing speed and memory of `fpkit index` on a folder of audio.
+
+Runs `fpkit index FOLDER --db TMP` as a fresh process (start-up, decoding, resampling,
+fingerprinting, storing and building the index all count) a few times and prints, for each
+run, the wall time, the real-time factor (seconds of audio indexed per second) and the peak
+resident memory of the process tree (sampled from /proc every 20 ms). The machine's float32
+and bfloat16 matmul rates are measured in the same run, so figures from different machines
+can be compared as ratios.
+
+    python benchmarks/index_speed.py FOLDER [--runs 3] [--model M.pt] [--set index.batch_size=32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+from fpkit.audio import find_audio_files
+
+
+@dataclass(frozen=True)
+class Run:
+    wall_s: float
+    peak_rss_mb: float
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident memory of `root` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # fields[21] is rss in pages
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def index_once(folder: str, extra: list[str]) -> Run:
+    db = Path(tempfile.mkdtemp(prefix="fpkit-bench-")) / "db"
+    command = [sys.executable, "-m", "fpkit", "--quiet", "index", folder, "--db", str(db), *extra]
+    peak = 0
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_bytes(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    shutil.rmtree(db.parent)
+    if code != 0:
+        raise SystemExit(f"fpkit index exited {code}")
+    return Run(wall, peak / 2**20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--set", action="append", default=[], help="config override passed to fpkit index")
+    args = parser.parse_args()
+
+    files = find_audio_files([args.folder])
+    infos = [sf.info(str(p)) for p in files]
+    hours = sum(i.duration for i in infos) / 3600
+    rates = sorted({int(i.samplerate) for i in infos})
+    channels = sorted({int(i.channels) for i in infos})
+    extra = (["--model", args.model] if args.model else []) + [x for s in args.set for x in ("--set", s)]
+    print(f"{len(files)} files, {hours:.2f} h, sample rates {rates} Hz, channels {channels}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print(f"matmul 2048x2048: float32 {matmul_gflops(torch.float32):.0f} GFLOP/s, ", end="")
+    print(f"bfloat16 {matmul_gflops(torch.bfloat16):.0f} GFLOP/s")
+    runs = []
+    for k in range(args.runs):
+        run = index_once(args.folder, extra)
+        runs.append(run)
+        speed = hours * 3600 / run.wall_s
+        print(f"run {k + 1}: {run.wall_s:.1f} s, {speed:.0f}x real time, peak RSS {run.peak_rss_mb:.0f} MB")
+    wall = statistics.median(r.wall_s for r in runs)
+    peak = max(r.peak_rss_mb for r in runs)
+    print(f"median: {wall:.1f} s, {hours * 3600 / wall:.0f}x real time; largest peak RSS {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
