@@ -107,7 +107,7 @@ def latency(index: faiss.Index, vectors: np.ndarray, c: Collection, seconds: flo
     for _ in range(queries):
         _, _, q = synthetic_query(c, seconds, rng)
         begin = time.perf_counter()
-        sequence_search(index, vectors, c.songs, q, HOP_S, segment_k=20, top_k=5, max_candidates=64)
+        sequence_search(index, vectors, c.songs, q, HOP_S, segment_k=20, max_candidates=64)
         times.append(time.perf_counter() - begin)
     return 1000 * np.array(times)
 
@@ -121,8 +121,8 @@ def agreement(
     gap = 0.0
     for _ in range(n):
         song, start, q = synthetic_query(c, 3.0, rng)
-        x = sequence_search(a, av, c.songs, q, HOP_S, 20, 5, 64)[0]
-        y = sequence_search(b, bv, c.songs, q, HOP_S, 20, 5, 64)[0]
+        x = sequence_search(a, av, c.songs, q, HOP_S, 20, 64)[0]
+        y = sequence_search(b, bv, c.songs, q, HOP_S, 20, 64)[0]
         same += (x.song, x.offset_s) == (y.song, y.offset_s)
         correct += x.song == song and abs(x.offset_s - start) < 0.25
         gap = max(gap, abs(x.score - y.score))

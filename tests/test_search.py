@@ -51,7 +51,7 @@ def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
     songs = SongTable(np.array([0, 10]), np.array([10, 20]))
     # The copy shifted by 0.25 s matches song 1 from its row 4: the query starts at 4 * 0.5 - 0.25 s.
     query = QueryPrints(np.array([0.0, 0.25]), [-stored[12:15], stored[14:17]])
-    found = sequence_search(index, stored, songs, query, hop_s=0.5, segment_k=3, top_k=5, max_candidates=100)
+    found = sequence_search(index, stored, songs, query, hop_s=0.5, segment_k=3, max_candidates=100)
     assert (found[0].song, found[0].offset_s) == (1, 1.75)
     assert found[0].score == pytest.approx(1.0)
     assert len({a.song for a in found}) == len(found)  # one alignment per song

@@ -68,10 +68,9 @@ def sequence_search(
     query: QueryPrints,
     hop_s: float,
     segment_k: int,
-    top_k: int,
     max_candidates: int,
 ) -> list[Alignment]:
-    """The best alignment in each of the `top_k` best-scoring songs, best first.
+    """The best alignment in each song that any query segment hit, best first.
 
     `vectors` (rows, d) are the stored fingerprints (any float dtype) the index's ids point at.
     Per query copy at most `max_candidates` starts are scored, those whose hits add up to the
@@ -99,7 +98,7 @@ def sequence_search(
     song_id, offset, score = np.concatenate(song_ids), np.concatenate(offsets), np.concatenate(scores)
     order = np.argsort(-score, kind="stable")
     _, best_per_song = np.unique(song_id[order], return_index=True)  # first (best) row of each song
-    best = order[np.sort(best_per_song)][:top_k]
+    best = order[np.sort(best_per_song)]
     return [Alignment(int(song_id[i]), float(offset[i]), float(score[i])) for i in best]
 
 
@@ -138,14 +137,19 @@ class Searcher:
 
     def search_wave(self, wave: np.ndarray, query_name: str = "<wave>") -> SearchResult:
         """Search a mono float32 query (samples,) at the model rate, at least one segment long."""
+        found = self.align(wave, query_name)
+        cfg = self.config
+        candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found[: cfg.top_k]]
+        duration_s = len(wave) / self.model.config.audio.sample_rate
+        best = candidates[0] if candidates and candidates[0].score >= cfg.threshold_for(duration_s) else None
+        return SearchResult(query_name, best, candidates, duration_s)
+
+    def align(self, wave: np.ndarray, query_name: str = "<wave>") -> list[Alignment]:
+        """The best alignment of the query in every song it hit, best first."""
         audio = self.model.config.audio
         check_usable(wave, query_name, audio)
         cfg = self.config
         prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.model.config.index.batch_size)
-        found = sequence_search(
-            self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.top_k, cfg.max_candidates
+        return sequence_search(
+            self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.max_candidates
         )
-        candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found]
-        duration_s = len(wave) / audio.sample_rate
-        best = candidates[0] if candidates and candidates[0].score >= cfg.threshold_for(duration_s) else None
-        return SearchResult(query_name, best, candidates, duration_s)
