@@ -25,7 +25,7 @@ from fpkit.features import LogMelSpectrogram
 from fpkit.model import Fingerprinter
 
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
-SILENCE_PEAK = 1e-4  # -80 dBFS: quieter input holds nothing to fingerprint
+SILENCE_PEAK = 1e-4  # -80 dBFS: a signal swinging less holds nothing to fingerprint
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
@@ -103,14 +103,82 @@ def query_prints(
     )
 
 
+class SongPrints:
+    """A stored song's fingerprints, content hash and level, from its samples fed block by block.
+
+    Equal to `reference_prints` and `content_hash` of the whole song, while holding only about
+    one `STREAM_CHUNK` of audio: a song of any length is fingerprinted in bounded memory.
+    """
+
+    def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int) -> None:
+        self.model = model
+        self.audio = audio
+        self.batch_size = batch_size
+        self.framing = model.frontend.framing
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0  # song sample index of buffer[0]
+        self.next_start = 0  # start of the next segment to fingerprint
+        self.samples = 0
+        self.low, self.high = np.inf, -np.inf
+        self.hasher = hashlib.sha256()
+        self.prints: list[np.ndarray] = [np.zeros((0, model.dims.emb_dim), dtype=np.float32)]
+
+    def feed(self, block: np.ndarray) -> None:
+        """Append mono float32 samples (n,) at the model rate."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.size == 0:
+            return
+        self.hasher.update(block.tobytes())
+        self.samples += len(block)
+        self.low, self.high = min(self.low, float(block.min())), max(self.high, float(block.max()))
+        self.buffer = np.concatenate([self.buffer, block])
+        f, hop = self.framing, self.audio.hop_samples
+        ready = (self.samples - f.segment - f.right - self.next_start) // hop + 1  # windows inside the samples so far
+        if ready >= STREAM_CHUNK:
+            self._embed(self.next_start + hop * np.arange(ready, dtype=np.int64))
+
+    def finish(self) -> np.ndarray:
+        """The fingerprints of every segment (n, d), the last one zero-padded as `reference_prints` does."""
+        starts = segment_starts(self.samples, self.audio.segment_samples, self.audio.hop_samples, REFERENCE_MIN_FILL)
+        self._embed(starts[starts >= self.next_start])
+        return np.concatenate(self.prints)
+
+    @property
+    def sha(self) -> str:
+        """`content_hash` of the samples fed so far."""
+        return self.hasher.hexdigest()[:32]
+
+    @property
+    def peak(self) -> float:
+        """Half the peak-to-peak amplitude: what a signal swings, whatever its DC offset."""
+        return (self.high - self.low) / 2 if self.samples else 0.0
+
+    def _embed(self, starts: np.ndarray) -> None:
+        if len(starts) == 0:
+            return
+        prints = embed_at(self.model, self.buffer, starts - self.buffer_start, self.batch_size)
+        self.prints.append(prints)
+        self.next_start = int(starts[-1]) + self.audio.hop_samples
+        keep_from = self.next_start - self.framing.left  # the next window's first sample
+        drop = max(0, keep_from - self.buffer_start)
+        self.buffer = self.buffer[drop:]
+        self.buffer_start += drop
+
+
 def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
     """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples` or silent."""
+    peak = float(wave.max() - wave.min()) / 2 if len(wave) else 0.0
+    check_level(len(wave), peak, name, audio, min_samples)
+
+
+def check_level(samples: int, peak: float, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
+    """Raise `AudioError` naming `name` for fewer than `min_samples` samples, or a swing below -80 dBFS."""
     need = audio.segment_samples if min_samples is None else min_samples
-    if len(wave) < need:
+    if samples < need:
         raise AudioError(
-            f"{name}: too short ({len(wave) / audio.sample_rate:.2f} s, needs {need / audio.sample_rate:g} s)"
+            f"{name}: too short ({samples / audio.sample_rate:.2f} s, needs {need / audio.sample_rate:g} s)"
         )
-    if float(np.abs(wave).max()) < SILENCE_PEAK:
+    if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: silent (peak below -80 dBFS)")
 
 

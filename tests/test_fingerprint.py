@@ -9,7 +9,7 @@ from synth import make_song, write_audio
 
 from fpkit.audio import AudioError, crop, load_audio, segment_starts
 from fpkit.config import Config, config_with_overrides
-from fpkit.fingerprint import check_usable, content_hash, query_prints, reference_prints
+from fpkit.fingerprint import STREAM_CHUNK, SongPrints, check_usable, content_hash, query_prints, reference_prints
 from fpkit.model import build_model
 
 
@@ -99,3 +99,29 @@ def test_content_hash_follows_the_audio_not_the_container(tmp_path: Path) -> Non
     other = load_audio(write_audio(tmp_path / "c.wav", make_song(2.0, 16000, seed=1), 16000), 8000)
     # Hashing decoded audio makes a WAV and a FLAC of the same samples one song.
     assert content_hash(wav) == content_hash(flac) != content_hash(other)
+
+
+@pytest.mark.parametrize("framing", ["segment", "stream"])
+def test_song_prints_fed_in_blocks_equal_the_whole_song(tiny_config: Config, framing: str) -> None:
+    config = config_with_overrides(tiny_config.to_dict(), [f"features.framing={framing}", "features.stft_hop=250"], "t")
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    audio = config.audio
+    wave = make_song(150.3, audio.sample_rate) + 0.25  # an offset that the level must ignore
+    song = SongPrints(model, audio, batch_size=16)
+    rng = np.random.default_rng(0)
+    first = 0
+    while first < len(wave):
+        size = int(rng.integers(1, 40000))
+        song.feed(wave[first : first + size])
+        first += size
+    np.testing.assert_allclose(song.finish(), reference_prints(model, wave, audio, batch_size=16), atol=1e-5)
+    assert song.sha == content_hash(wave)
+    assert song.samples == len(wave)
+    assert song.peak == pytest.approx((wave.max() - wave.min()) / 2)
+    assert len(song.buffer) < 2 * STREAM_CHUNK * audio.hop_samples  # never the whole song
+
+
+def test_a_constant_offset_is_silence(tiny_config: Config) -> None:
+    with pytest.raises(AudioError, match="silent"):
+        check_usable(np.full(3 * 8000, 0.5, dtype=np.float32), "dc.wav", tiny_config.audio)

@@ -10,11 +10,10 @@ from conftest import TINY
 from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
 from synth import make_song, write_audio, write_songs
 
-import fpkit.db.database
 from fpkit.augment import Degrader
 from fpkit.db import Database, ModelMismatch, Searcher
 from fpkit.db.search import SongTable, sequence_search
-from fpkit.fingerprint import QueryPrints
+from fpkit.fingerprint import QueryPrints, SongPrints
 from fpkit.model import DEFAULT_WEIGHTS, LoadedModel, load_model
 
 N_SONGS = 4
@@ -111,16 +110,16 @@ def test_an_interrupted_add_leaves_the_old_database_searchable(
     tmp_path: Path, model: LoadedModel, songs: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     indexed_db(tmp_path / "db", songs[:2], model).close()
-    real = fpkit.db.database.reference_prints
+    real = SongPrints.finish
     calls = []
 
-    def crash_on_second_song(*args, **kwargs):
+    def crash_on_second_song(self: SongPrints) -> np.ndarray:
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(self)
 
-    monkeypatch.setattr(fpkit.db.database, "reference_prints", crash_on_second_song)
+    monkeypatch.setattr(SongPrints, "finish", crash_on_second_song)
     with pytest.raises(KeyboardInterrupt), Database.open_or_create(tmp_path / "db", model) as db:
         db.add_files(songs[2:], model)
     monkeypatch.undo()

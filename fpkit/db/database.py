@@ -12,9 +12,7 @@ import logging
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +20,17 @@ import faiss
 import numpy as np
 import torch
 
-from fpkit.audio import AudioError, find_audio_files, load_audio
+from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import IndexConfig
+from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
 from fpkit.db.store import FileRecord, Store, StoreError
-from fpkit.fingerprint import REFERENCE_MIN_FILL, check_usable, content_hash, reference_prints
+from fpkit.fingerprint import REFERENCE_MIN_FILL, SongPrints, check_level
 from fpkit.model import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
 COMMIT_EVERY_S = 60.0  # an interrupted add keeps the songs stored up to its last commit
-DECODE_AHEAD = 2  # files decoded in a background thread while the model works
 
 
 class DatabaseError(StoreError):
@@ -170,40 +168,61 @@ class Database:
         audio = model.config.audio
         report = AddReport()
         last_commit = time.monotonic()
-        min_samples = math.ceil(REFERENCE_MIN_FILL * audio.segment_samples)
-        for path, stat, decoded in _decode_ahead(self.store, find_audio_files(list(paths)), audio.sample_rate):
-            name = str(path)
-            if isinstance(decoded, FileRecord):
-                report.skipped.append(Skipped(name, decoded.path))
-            elif isinstance(decoded, Exception):
-                report.failed.append(Failed(name, str(decoded)))
+        todo: list[tuple[Path, os.stat_result]] = []
+        for path in find_audio_files(list(paths)):
+            absolute = Path(os.path.abspath(path))
+            try:
+                stat = absolute.stat()
+            except OSError as err:
+                report.failed.append(Failed(str(absolute), f"{path}: cannot read ({err.strerror})"))
+                continue
+            known = self.store.find_unchanged(str(absolute), stat.st_size, stat.st_mtime_ns)
+            if known is not None:
+                report.skipped.append(Skipped(str(absolute), known.path))
+                if on_file is not None:
+                    on_file(str(absolute))
             else:
-                assert stat is not None  # decoded audio always comes with its stat
-                try:
-                    check_usable(decoded, name, audio, min_samples)
-                except AudioError as err:
-                    report.failed.append(Failed(name, str(err)))
-                else:
-                    self._store_song(path, stat, decoded, model, batch_size, report)
-            if on_file is not None:
-                on_file(name)
-            if time.monotonic() - last_commit > COMMIT_EVERY_S:
-                self.store.commit()
-                last_commit = time.monotonic()
+                todo.append((absolute, stat))
+        if todo:
+            with BackgroundDecoder([path for path, _ in todo], audio.sample_rate) as decoder:
+                for (path, stat), (_, blocks) in zip(todo, decoder.files(), strict=True):
+                    self._store_song(path, stat, blocks, model, batch_size, report)
+                    if on_file is not None:
+                        on_file(str(path))
+                    if time.monotonic() - last_commit > COMMIT_EVERY_S:
+                        self.store.commit()
+                        last_commit = time.monotonic()
         self.store.commit()
         return report
 
     def _store_song(
-        self, path: Path, stat: os.stat_result, wave: np.ndarray, model: LoadedModel, batch_size: int, report: AddReport
+        self,
+        path: Path,
+        stat: os.stat_result,
+        blocks: Iterator[np.ndarray],
+        model: LoadedModel,
+        batch_size: int,
+        report: AddReport,
     ) -> None:
-        sha = content_hash(wave)
-        same = self.store.find_content(sha)
+        """Fingerprint one decoding file as its blocks arrive, then store it unless its content is known."""
+        audio = model.config.audio
+        song = SongPrints(model.model, audio, batch_size)
+        try:
+            for block in blocks:
+                song.feed(block)
+            prints = song.finish()
+            check_level(
+                song.samples, song.peak, str(path), audio, math.ceil(REFERENCE_MIN_FILL * audio.segment_samples)
+            )
+        except AudioError as err:
+            report.failed.append(Failed(str(path), str(err)))
+            return
+        same = self.store.find_content(song.sha)
         if same is not None:
             report.skipped.append(Skipped(str(path), same.path))
             return
-        prints = reference_prints(model.model, wave, model.config.audio, batch_size)
-        duration = len(wave) / model.config.audio.sample_rate
-        report.stored.append(self.store.append(str(path), duration, sha, stat.st_size, stat.st_mtime_ns, prints))
+        duration = song.samples / audio.sample_rate
+        report.stored.append(self.store.append(str(path), duration, song.sha, stat.st_size, stat.st_mtime_ns, prints))
 
     def add_databases(self, others: Iterable[Database], on_song: Callable[[str], None] | None = None) -> AddReport:
         """Copy the songs of other databases or `fpkit generate` outputs made with the same model."""
@@ -233,43 +252,3 @@ class Database:
         """Index every stored row (see `fpkit.db.index.update_index`) and commit."""
         self.store.set_index(update_index(self.store, config, progress))
         self.store.commit()
-
-
-def _decode_ahead(
-    store: Store, paths: list[Path], sample_rate: int
-) -> Iterator[tuple[Path, os.stat_result | None, np.ndarray | FileRecord | Exception]]:
-    """Each path with its stat and its decoded audio, the stored record of an unchanged path, or the error.
-
-    Decoding runs in a background thread (libsndfile and the resampler release the GIL), so
-    the next files are read while the model fingerprints the current one.
-    """
-    pending: deque[tuple[Path, os.stat_result | None, Future[np.ndarray] | FileRecord | Exception]] = deque()
-    queue = iter(paths)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-
-        def submit() -> None:
-            path = next(queue, None)
-            if path is None:
-                return
-            absolute = Path(os.path.abspath(path))
-            try:
-                stat = absolute.stat()
-            except OSError as err:
-                pending.append((absolute, None, AudioError(f"{path}: cannot read ({err.strerror})")))
-                return
-            known = store.find_unchanged(str(absolute), stat.st_size, stat.st_mtime_ns)
-            job = known if known is not None else pool.submit(load_audio, absolute, sample_rate)
-            pending.append((absolute, stat, job))
-
-        for _ in range(DECODE_AHEAD):
-            submit()
-        while pending:
-            path, stat, job = pending.popleft()
-            submit()
-            if isinstance(job, Future):
-                try:
-                    yield path, stat, job.result()
-                except AudioError as err:
-                    yield path, stat, err
-            else:
-                yield path, stat, job

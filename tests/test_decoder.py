@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synth import make_song, write_audio
+
+from fpkit.audio import AudioError, load_audio
+from fpkit.db.decoder import BackgroundDecoder
+
+
+def test_blocks_arrive_in_file_order_equal_to_decoding_here(tmp_path: Path) -> None:
+    paths = [write_audio(tmp_path / f"{i}.wav", make_song(45.0, 22050, seed=i), 22050) for i in range(3)]
+    with BackgroundDecoder(paths, 8000) as decoder:
+        for path, blocks in decoder.files():
+            np.testing.assert_array_equal(np.concatenate(list(blocks)), load_audio(path, 8000))
+    assert not decoder.process.is_alive()
+
+
+def test_a_bad_file_fails_alone(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.wav", make_song(3.0, 8000), 8000)
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"\x00not audio" * 100)
+    with BackgroundDecoder([bad, good], 8000) as decoder:
+        files = decoder.files()
+        path, blocks = next(files)
+        with pytest.raises(AudioError, match=f"^{bad}: "):
+            list(blocks)
+        path, blocks = next(files)
+        assert path == good and sum(len(b) for b in blocks) == 3 * 8000
+
+
+def test_closing_early_stops_the_process(tmp_path: Path) -> None:
+    paths = [write_audio(tmp_path / f"{i}.wav", make_song(60.0, 8000, seed=i), 8000) for i in range(4)]
+    decoder = BackgroundDecoder(paths, 8000)
+    _, blocks = next(decoder.files())
+    next(blocks)
+    decoder.close()
+    assert not decoder.process.is_alive()
