@@ -20,6 +20,7 @@ import torch
 import torchaudio.functional as AF
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
+TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 # libsndfile quietly shortens a WAV or AIFF whose data chunk runs past the end of the file; only its log says so.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
@@ -88,8 +89,9 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
             tail = resampler.finish()
             if tail.size:
                 yield tail
-            # MP3 headers only estimate their length; other formats state it exactly.
-            if f.format != "MP3" and decoded < declared:
+            # MP3 headers only estimate their length; an Ogg stream's may promise a few ms that its
+            # last packet does not hold. A real truncation loses far more than that.
+            if f.format != "MP3" and declared - decoded > TRUNCATION_TOLERANCE_S * source_rate:
                 raise AudioError(
                     f"{path}: truncated (header says {declared / source_rate:.2f} s, "
                     f"only {decoded / source_rate:.2f} s could be decoded)"

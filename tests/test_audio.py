@@ -11,6 +11,7 @@ import torch
 import torchaudio.functional as AF
 from synth import make_song, tone, write_audio
 
+import fpkit.audio
 from fpkit.audio import (
     AudioError,
     audio_info,
@@ -267,3 +268,13 @@ def test_find_audio_files_follows_linked_folders_once(tmp_path: Path) -> None:
     (tmp_path / "all" / "music").symlink_to(tmp_path / "music")
     (tmp_path / "music" / "loop").symlink_to(tmp_path / "music")  # a cycle must not recurse forever
     assert find_audio_files([tmp_path / "all"]) == [tmp_path / "all" / "music" / wav.name]
+
+
+def test_an_ogg_a_few_samples_short_of_its_header_is_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_audio(tmp_path / "song.ogg", make_song(3.0, 16000), 16000)
+    real = fpkit.audio._declared_frames
+    monkeypatch.setattr(fpkit.audio, "_declared_frames", lambda f: real(f) + 160)  # 10 ms more than decodes
+    assert len(load_audio(path, 8000)) == pytest.approx(3.0 * 8000, abs=2)
+    monkeypatch.setattr(fpkit.audio, "_declared_frames", lambda f: real(f) + 16000)  # a second missing
+    with pytest.raises(AudioError, match="truncated"):
+        load_audio(path, 8000)
