@@ -209,6 +209,9 @@ class IndexConfig:
     pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
     on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
     batch_size: int = 256  # segments per model call while fingerprinting
+    # The network's arithmetic while fingerprinting: "auto" is bfloat16 where the hardware computes
+    # it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     def validate(self) -> None:
         _require(self.factory.strip() != "", "factory", "must be a FAISS factory string or 'auto'")

@@ -34,7 +34,6 @@ from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.eval_truth import TruthRow, match_song, read_truth
 from fpkit.evaluate import (
     NO_SONG,
-    STREAM_ALIGNED,
     STREAM_RANDOM,
     STREAM_UNKNOWN,
     UNKNOWN,
@@ -290,10 +289,11 @@ def plan_query_sets(
                 positions = sample_positions(durations_s, plan.queries, longest, plan.seed, STREAM_RANDOM)
                 sets.append(QuerySet("random", STREAM_RANDOM, True, positions, 0))
             else:
+                # The random protocol's positions and degradations, snapped to the grid: a paired comparison.
                 positions = sample_aligned_positions(
-                    durations_s, plan.queries, longest, hop_s, plan.seed, STREAM_ALIGNED
+                    durations_s, plan.queries, longest, hop_s, plan.seed, STREAM_RANDOM
                 )
-                sets.append(QuerySet("aligned", STREAM_ALIGNED, True, positions, 0))
+                sets.append(QuerySet("aligned", STREAM_RANDOM, True, positions, 0))
     except ValueError as err:
         raise EvalError(f"{plan.songs}: {err}") from None
     if plan.unknown is not None and "random" in plan.protocols:

@@ -32,8 +32,8 @@ NEAR_TOLERANCE_S = 0.5
 RANKS = (1, 3, 10)  # the k of every top-k figure
 
 # Independent random streams under one seed: adding queries to one stream never moves another.
+# The aligned protocol reuses the random stream (its positions snapped to the grid).
 STREAM_RANDOM = 0
-STREAM_ALIGNED = 1
 STREAM_UNKNOWN = 2
 
 
@@ -137,15 +137,13 @@ def sample_positions(
 def sample_aligned_positions(
     durations_s: Sequence[float], count: int, length_s: float, hop_s: float, seed: int, stream: int
 ) -> QueryPositions:
-    """`count` starts drawn uniformly over every segment-grid start (multiples of `hop_s`) that fits."""
-    room = np.asarray(durations_s, dtype=np.float64) - length_s
-    slots = np.where(room >= 0, np.floor(room / hop_s + 1e-9) + 1, 0).astype(np.int64)
-    if slots.sum() == 0:
-        raise ValueError(f"no song is longer than the longest query ({length_s:g} s)")
-    rng = derive_rng(seed, stream)
-    song = rng.choice(len(slots), size=count, p=slots / slots.sum())
-    index = rng.integers(0, slots[song])
-    return QueryPositions(song.astype(np.int64), index * hop_s)
+    """The positions `sample_positions` draws for the same seed and stream, moved back onto the segment grid.
+
+    Drawing both protocols from the same positions makes them a paired comparison: the same
+    songs and places, only the alignment differs.
+    """
+    positions = sample_positions(durations_s, count, length_s, seed, stream)
+    return QueryPositions(positions.song, np.floor(positions.start_s / hop_s + 1e-9) * hop_s)
 
 
 def correct_candidates(outcomes: Outcomes, protocol: Protocol, near: bool, hop_s: float) -> np.ndarray:

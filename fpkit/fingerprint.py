@@ -40,15 +40,19 @@ class QueryPrints:
 def embed_at(model: Fingerprinter, wave: np.ndarray, starts: np.ndarray, batch_size: int) -> np.ndarray:
     """Fingerprints (n, d) float32 of the segments of `wave` (samples,) starting at `starts` (n,), ascending.
 
-    Batched on the model's device, `batch_size` segments per network call.
+    Batched on the model's device, `batch_size` segments per network call, the encoder under
+    autocast to `model.autocast` when set (the front end always runs in float32).
     """
     device = next(model.parameters()).device
     out = [np.zeros((0, model.dims.emb_dim), dtype=np.float32)]
+    dtype = model.autocast
     with torch.inference_mode():
         for specs in _spectrograms(model.frontend, wave, starts, batch_size):
             for first in range(0, specs.shape[0], batch_size):
                 batch = specs[first : first + batch_size].to(device, non_blocking=True)
-                out.append(model.embed(batch).float().cpu().numpy())
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    prints = model.embed(batch)
+                out.append(prints.float().cpu().numpy())
     return np.concatenate(out)
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fpkit.config import Config, ConfigError, config_from_dict, config_with_overrides
+from fpkit.device import autocast_dtype
 from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
@@ -119,6 +120,7 @@ class Fingerprinter(nn.Module):
         self.dims = dims
         self.frontend = frontend
         self.channels_last = channels_last
+        self.autocast: torch.dtype | None = None  # the encoder's dtype while fingerprinting; None is float32
         blocks = []
         c_in, shape = 1, (dims.n_mels, dims.n_frames)
         for c_out, stride in zip(dims.channels, dims.strides, strict=True):
@@ -249,6 +251,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise CheckpointError(f"{path}: stored dims do not match its config")
     model.load_state_dict(payload["state_dict"])
     model.eval().to(device)
+    model.autocast = autocast_dtype(torch.device(device), config.index.precision)
     extra = {k: v for k, v in payload.items() if k not in ("format", "dims", "config", "state_dict")}
     return LoadedModel(model, config, weights_id(model), str(path), extra)
 

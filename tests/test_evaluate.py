@@ -154,6 +154,9 @@ def test_positions_fit_their_songs_and_repeat_with_the_seed() -> None:
 def test_aligned_positions_lie_on_the_grid() -> None:
     p = sample_aligned_positions([3.0, 12.0], 200, 2.0, 0.5, seed=1, stream=1)
     np.testing.assert_allclose(p.start_s % 0.5, 0.0)
+    free = sample_positions([3.0, 12.0], 200, 2.0, seed=1, stream=1)  # the same draws, snapped back
+    np.testing.assert_array_equal(p.song, free.song)
+    assert np.all((free.start_s - p.start_s >= 0) & (free.start_s - p.start_s < 0.5))
     assert np.all(p.start_s + 2.0 <= np.array([3.0, 12.0])[p.song] + 1e-9)
     assert set(np.round(p.start_s[p.song == 0], 3).tolist()) <= {0.0, 0.5, 1.0}
 

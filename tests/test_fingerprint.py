@@ -7,8 +7,10 @@ import pytest
 import torch
 from synth import make_song, write_audio
 
+import fpkit.device
 from fpkit.audio import AudioError, crop, load_audio, segment_starts
 from fpkit.config import Config, config_with_overrides
+from fpkit.device import autocast_dtype
 from fpkit.fingerprint import STREAM_CHUNK, SongPrints, check_usable, content_hash, query_prints, reference_prints
 from fpkit.model import build_model
 
@@ -125,3 +127,25 @@ def test_song_prints_fed_in_blocks_equal_the_whole_song(tiny_config: Config, fra
 def test_a_constant_offset_is_silence(tiny_config: Config) -> None:
     with pytest.raises(AudioError, match="silent"):
         check_usable(np.full(3 * 8000, 0.5, dtype=np.float32), "dc.wav", tiny_config.audio)
+
+
+def test_bfloat16_fingerprints_stay_close_to_float32(model, tiny_config: Config) -> None:
+    wave = make_song(6.0, tiny_config.audio.sample_rate)
+    exact = reference_prints(model, wave, tiny_config.audio, batch_size=8)
+    model.autocast = torch.bfloat16
+    try:
+        rough = reference_prints(model, wave, tiny_config.audio, batch_size=8)
+    finally:
+        model.autocast = None
+    assert rough.dtype == np.float32
+    assert np.min(np.sum(exact * rough, axis=1)) > 0.99  # cosine of each pair
+
+
+def test_auto_precision_is_bfloat16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "float32") is None
+    assert autocast_dtype(cpu, "bfloat16") is torch.bfloat16
+    monkeypatch.setattr(fpkit.device, "native_bfloat16", lambda device: False)
+    assert autocast_dtype(cpu, "auto") is None
+    monkeypatch.setattr(fpkit.device, "native_bfloat16", lambda device: True)
+    assert autocast_dtype(cpu, "auto") is torch.bfloat16

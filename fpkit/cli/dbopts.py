@@ -14,7 +14,7 @@ from fpkit.audio import find_audio_files
 from fpkit.cli.common import err_console, fail
 from fpkit.config import Config, ConfigError, IndexConfig, config_with_overrides
 from fpkit.db import AddReport, Database
-from fpkit.device import DeviceError, resolve_device
+from fpkit.device import DeviceError, autocast_dtype, resolve_device
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
@@ -71,6 +71,13 @@ def with_overrides(config: Config, overrides: list[str] | None) -> Config:
         return config_with_overrides(config.to_dict(), overrides, "--set")
     except ConfigError as err:
         fail(str(err))
+
+
+def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:
+    """The model's config with `--set` overrides, its fingerprinting precision applied to the model."""
+    config = with_overrides(loaded.config, overrides)
+    loaded.model.autocast = autocast_dtype(device, config.index.precision)
+    return config
 
 
 def add_with_progress(db: Database, paths: list[str], model: LoadedModel, batch_size: int) -> AddReport:

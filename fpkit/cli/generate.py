@@ -17,7 +17,7 @@ from fpkit.cli.dbopts import (
     expand_paths,
     model_or_fail,
     report_and_exit,
-    with_overrides,
+    run_config,
 )
 from fpkit.db import Database, DatabaseError
 
@@ -34,8 +34,9 @@ def generate(
     OUT holds float16 fingerprints, a table of files and a copy of the model; running again
     resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
     """
-    loaded = model_or_fail(model, device_or_fail(device))
-    config = with_overrides(loaded.config, overrides)
+    dev = device_or_fail(device)
+    loaded = model_or_fail(model, dev)
+    config = run_config(loaded, overrides, dev)
     try:
         db = Database.open_or_create(out, loaded)
     except DatabaseError as err:

@@ -19,7 +19,7 @@ from fpkit.cli.dbopts import (
     index_with_progress,
     model_or_fail,
     report_and_exit,
-    with_overrides,
+    run_config,
 )
 from fpkit.db import AddReport, Database, DatabaseError
 
@@ -56,7 +56,7 @@ def index(
                 loaded = current.load_model(dev)
         except DatabaseError as err:
             fail(str(err))
-    config = with_overrides(loaded.config, overrides)
+    config = run_config(loaded, overrides, dev)
     try:
         database = Database.open_or_create(db, loaded, rebuild=rebuild)
     except DatabaseError as err:

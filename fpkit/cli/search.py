@@ -25,7 +25,7 @@ from fpkit.cli.dbopts import (
     device_or_fail,
     expand_paths,
     model_or_fail,
-    with_overrides,
+    run_config,
 )
 from fpkit.db import Database, DatabaseError, Searcher, SearchResult
 
@@ -66,7 +66,7 @@ def search(
         try:
             loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
             database.check_model(loaded)
-            config = with_overrides(loaded.config, overrides).search
+            config = run_config(loaded, overrides, dev).search
             if top_k is not None:
                 config = replace(config, top_k=top_k)
             if threshold is not None:
