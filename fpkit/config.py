@@ -228,6 +228,9 @@ class SearchConfig:
     nprobe: int = 32  # IVF lists visited per query segment
     subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
     threshold: float = 0.5  # best score below this is reported as no match
+    # Each candidate's score is its mean cosine plus this times its lead over the best other
+    # song (negative for all but the best): a match must stand out, not only be similar.
+    lead_weight: float = 0.0
     # [[seconds, threshold], ...]: when given, the threshold for a query of d seconds is
     # interpolated linearly in d between these points (clamped at the ends) instead of `threshold`.
     threshold_by_length: list[list[float]] = field(default_factory=list)
@@ -238,10 +241,12 @@ class SearchConfig:
         _require(self.max_candidates >= 1, "max_candidates", "must be positive")
         _require(self.nprobe >= 1, "nprobe", "must be positive")
         _require(self.subhop_shifts >= 1, "subhop_shifts", "must be positive")
-        _require(-1 <= self.threshold <= 1, "threshold", "must be a cosine similarity in [-1, 1]")
+        _require(self.lead_weight >= 0, "lead_weight", "must be >= 0")
+        top = 1 + 2 * self.lead_weight  # the highest score: cosine 1, leading a song at -1
+        _require(-top <= self.threshold <= top, "threshold", f"must be a score in [-{top:g}, {top:g}]")
         points = self.threshold_by_length
         _require(
-            all(len(p) == 2 and p[0] > 0 and -1 <= p[1] <= 1 for p in points)
+            all(len(p) == 2 and p[0] > 0 and -top <= p[1] <= top for p in points)
             and all(a[0] < b[0] for a, b in itertools.pairwise(points)),
             "threshold_by_length",
             "must be [seconds, threshold] pairs with increasing seconds",

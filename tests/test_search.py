@@ -12,7 +12,7 @@ from synth import make_song, write_audio, write_songs
 
 from fpkit.augment import Degrader
 from fpkit.db import Database, ModelMismatch, Searcher
-from fpkit.db.search import SongTable, sequence_search
+from fpkit.db.search import SongTable, lead_scores, sequence_search
 from fpkit.fingerprint import QueryPrints, SongPrints
 from fpkit.model import DEFAULT_WEIGHTS, LoadedModel, load_model
 
@@ -159,3 +159,11 @@ def test_unreadable_and_silent_songs_are_reported_and_the_rest_stored(
     assert set(reasons) == {"broken.wav", "silence.wav", "missing.wav"}
     assert "not readable as audio" in reasons["broken.wav"] and "silent" in reasons["silence.wav"]
     assert len(report.stored) == N_SONGS
+
+
+def test_lead_scores_add_each_songs_lead_over_the_best_other() -> None:
+    similarity = np.array([0.9, 0.6, 0.5])
+    np.testing.assert_allclose(lead_scores(similarity, 0.0), similarity)
+    np.testing.assert_allclose(lead_scores(similarity, 1.0), [1.2, 0.3, 0.1])  # 0.9 + 0.3, 0.6 - 0.3, 0.5 - 0.4
+    np.testing.assert_allclose(lead_scores(np.array([0.7]), 0.5), [1.05])  # alone: leads an unhit song at 0
+    assert lead_scores(np.zeros(0), 1.0).shape == (0,)

@@ -39,7 +39,7 @@ class Alignment:
 class Match:
     ref: str  # stored path of the song
     offset_s: float  # seconds into the song where the query starts
-    score: float
+    score: float  # mean cosine similarity, plus `search.lead_weight` times the lead over the best other song
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,20 @@ def _alignment_scores(
     return np.where(inside, similarity, 0.0).sum(axis=1) / n
 
 
+def lead_scores(similarity: np.ndarray, lead_weight: float) -> np.ndarray:
+    """Best-first mean cosines (n,) of n songs -> each plus `lead_weight` times its lead over the best other.
+
+    A song no query segment hit counts as similarity 0, so a lone candidate leads by its own score.
+    Lead-weighted scores keep the order, and separate known from unknown queries better: unknown
+    audio tends to resemble several songs about equally.
+    """
+    if len(similarity) == 0:
+        return similarity
+    runner_up = similarity[1] if len(similarity) > 1 else 0.0
+    best_other = np.where(np.arange(len(similarity)) == 0, runner_up, similarity[0])
+    return similarity + lead_weight * (similarity - best_other)
+
+
 class Searcher:
     """Searches one database with its model; load once, query many times."""
 
@@ -139,7 +153,10 @@ class Searcher:
         """Search a mono float32 query (samples,) at the model rate, at least one segment long."""
         found = self.align(wave, query_name)
         cfg = self.config
-        candidates = [Match(self.paths[a.song], a.offset_s, a.score) for a in found[: cfg.top_k]]
+        scores = lead_scores(np.array([a.score for a in found]), cfg.lead_weight)[: cfg.top_k]
+        candidates = [
+            Match(self.paths[a.song], a.offset_s, float(s)) for a, s in zip(found[: cfg.top_k], scores, strict=True)
+        ]
         duration_s = len(wave) / self.model.config.audio.sample_rate
         best = candidates[0] if candidates and candidates[0].score >= cfg.threshold_for(duration_s) else None
         return SearchResult(query_name, best, candidates, duration_s)

@@ -1,0 +1,65 @@
+"""Calibrate the match decision from `benchmarks/decision_data.py` output.
+
+For each candidate `search.lead_weight`, every query's best score is recomputed from its
+songs' similarities (`fpkit.db.search.lead_scores`), the threshold at each length is the
+score that the given share of unknown queries reaches (the false-positive rate), and the
+share of known queries then accepted with the right song (and with a wrong one) is printed.
+The weight with the most right acceptances over all lengths is printed as `--set` overrides
+for `fpkit export`.
+
+    python benchmarks/calibrate_decision.py decision.npz [--fpr 0.01] [--weights 0,0.5,1,1.5,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from fpkit.db.search import lead_scores
+
+
+def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
+    """(Q, K) best-first song similarities (nan-padded) -> (Q,) lead-weighted best scores."""
+    out = np.full(len(similarities), -np.inf)
+    for q, row in enumerate(similarities):
+        row = row[~np.isnan(row)]
+        if len(row):
+            out[q] = lead_scores(row, weight)[0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data")
+    parser.add_argument("--fpr", type=float, default=0.01, help="share of unknown queries accepted")
+    parser.add_argument("--weights", default="0,0.5,1,1.5,2")
+    args = parser.parse_args()
+    data = np.load(args.data)
+    lengths = [float(x) for x in data["lengths"]]
+    results = {}
+    for weight in (float(w) for w in args.weights.split(",")):
+        curve, right_total = [], 0.0
+        print(f"lead_weight {weight:g}")
+        for i, seconds in enumerate(lengths):
+            known = best_scores(data[f"known_{i}"], weight)
+            unknown = best_scores(data[f"unknown_{i}"], weight)
+            right = data[f"right_{i}"]
+            threshold = float(np.quantile(unknown[np.isfinite(unknown)], 1 - args.fpr))
+            accepted = known >= threshold
+            print(
+                f"  {seconds:>4g} s: threshold {threshold:.3f}, known accepted with the right song "
+                f"{np.mean(accepted & right):.1%}, with a wrong one {np.mean(accepted & ~right):.1%} "
+                f"(top-1 right {right.mean():.1%})"
+            )
+            curve.append([seconds, round(threshold, 3)])
+            right_total += float(np.mean(accepted & right))
+        results[weight] = (right_total, curve)
+    best = max(results, key=lambda w: results[w][0])
+    print(f"best: lead_weight {best:g}")
+    print(f"--set search.lead_weight={best:g} --set 'search.threshold_by_length={json.dumps(results[best][1])}'")
+
+
+if __name__ == "__main__":
+    main()
