@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torchaudio only loads beside the torch release it was built for: pin the pair.
 TORCH_PINS := torch==2.11.0 torchaudio==2.11.0
 
-.PHONY: install test lint typecheck unit bench clean
+.PHONY: install test lint typecheck unit bench bench-index clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ unit:
 
 bench:
 	$(BIN)/python benchmarks/throughput.py
+
+# make bench-index DIR=songs/: fpkit index end to end, x real time and peak RSS, with matmul rates.
+bench-index:
+	$(BIN)/python benchmarks/index_speed.py $(DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
