@@ -26,6 +26,7 @@ from fpkit.model import Fingerprinter
 
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter input holds nothing to fingerprint
+SILENT_BLOCK_S = 0.02  # a segment is blank when more than half of its 20 ms blocks are silent
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
@@ -71,8 +72,11 @@ def _spectrograms(
 
 def reference_prints(model: Fingerprinter, wave: np.ndarray, audio: AudioConfig, batch_size: int) -> np.ndarray:
     """A song (samples,) at the model rate -> one fingerprint per hop (n, d) float32."""
+    wave = without_dc(wave)
     starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
-    return embed_at(model, wave, starts, batch_size)
+    prints = embed_at(model, wave, starts, batch_size)
+    prints[blank_segments(wave, starts, audio)] = 0.0  # silence has no fingerprint: it matches nothing
+    return prints
 
 
 def query_prints(
@@ -83,6 +87,7 @@ def query_prints(
     With stream framing the shifts are rounded to whole STFT frames. All copies go through the
     model in the same batches.
     """
+    wave = without_dc(wave)
     seg, hop = audio.segment_samples, audio.hop_samples
     step = model.frontend.framing.stft_hop if model.frontend.framing.streams else 1
     offsets = sorted({round(k * hop / shifts / step) * step for k in range(shifts)})
@@ -96,6 +101,7 @@ def query_prints(
     order = np.argsort(every, kind="stable")
     prints = np.empty((len(every), model.dims.emb_dim), dtype=np.float32)
     prints[order] = embed_at(model, wave, every[order], batch_size)
+    prints[blank_segments(wave, every, audio)] = 0.0
     bounds = np.cumsum([0] + [len(p) for p in parts])
     return QueryPrints(
         shifts_s=np.array(offsets, dtype=np.float64) / audio.sample_rate,
@@ -104,14 +110,50 @@ def query_prints(
 
 
 def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
-    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples` or silent."""
+    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples`, silent or blank.
+
+    Levels are measured peak to peak, so a constant offset (DC) counts as silence. Blank input
+    (every segment mostly silent, such as a few clicks) has nothing to fingerprint either.
+    """
     need = audio.segment_samples if min_samples is None else min_samples
     if len(wave) < need:
         raise AudioError(
             f"{name}: too short ({len(wave) / audio.sample_rate:.2f} s, needs {need / audio.sample_rate:g} s)"
         )
-    if float(np.abs(wave).max()) < SILENCE_PEAK:
-        raise AudioError(f"{name}: silent (peak below -80 dBFS)")
+    if float(np.ptp(wave)) < 2 * SILENCE_PEAK:
+        raise AudioError(f"{name}: silent (below -80 dBFS once any DC offset is removed)")
+    starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
+    if blank_segments(wave, starts, audio).all():
+        raise AudioError(f"{name}: nearly silent (no second of it is mostly above -80 dBFS)")
+
+
+def without_dc(wave: np.ndarray) -> np.ndarray:
+    """`wave` (samples,) less its mean where that offset reaches -80 dBFS (else unchanged).
+
+    An offset carries no sound, but framing each segment over zero padding turns it into steps
+    that fill the spectrogram.
+    """
+    offset = float(np.mean(wave, dtype=np.float64)) if len(wave) else 0.0
+    return (wave - offset).astype(np.float32) if abs(offset) >= SILENCE_PEAK else wave
+
+
+def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig) -> np.ndarray:
+    """(n,) bool: which segments starting at `starts` (n,) samples are mostly silence.
+
+    A segment is blank when more than half of its `SILENT_BLOCK_S` blocks vary by less than
+    `SILENCE_PEAK` about their middle (so a DC offset counts as silence); blocks past the
+    signal's ends are silent. Per-segment normalisation would blow a blank segment (digital
+    silence, a lone click) up into the same featureless fingerprint wherever it occurs, so
+    blank segments get a zero fingerprint instead, which matches nothing.
+    """
+    block = max(1, round(SILENT_BLOCK_S * audio.sample_rate))
+    n = len(wave) // block
+    peak_to_peak = np.ptp(wave[: n * block].reshape(n, block), axis=1)  # (blocks,) on a grid from sample 0
+    loud = np.concatenate([[0], np.cumsum(peak_to_peak >= 2 * SILENCE_PEAK)])  # loud blocks before each block
+    starts = np.asarray(starts, dtype=np.int64)
+    first = np.clip(-(-starts // block), 0, n)  # the blocks wholly inside both the segment and the signal
+    stop = np.clip((starts + audio.segment_samples) // block, 0, n)
+    return 2 * (loud[stop] - loud[first]) < audio.segment_samples // block
 
 
 def content_hash(wave: np.ndarray) -> str:
