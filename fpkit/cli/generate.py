@@ -36,6 +36,11 @@ def generate(
     resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
     """
     files = audio_files_or_fail(expand_paths(paths))
+    if model is None and (out / "manifest.json").exists():  # resuming: the folder's own model
+        try:
+            model = Database.built_with(out).path
+        except DatabaseError as err:
+            fail(str(err))
     loaded = model_or_fail(model, device_or_fail(device))
     config = with_overrides(loaded.config, overrides)
     try:
