@@ -242,7 +242,11 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
     if progress is not None:
         progress.start("fingerprinting songs", len(files))
     on_file = (lambda _: progress.advance()) if progress is not None else None
-    report = db.add_files(files, opened.model, config.index.batch_size, on_file)
+    try:
+        report = db.add_files(files, opened.model, config.index.batch_size, on_file)
+    except KeyboardInterrupt:
+        db.commit()  # keep the songs fingerprinted so far for the next run
+        raise
     for failed in report.failed:
         log.warning("not indexed: %s", failed.reason)
     if progress is not None:

@@ -270,9 +270,8 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
             elif time.monotonic() - last_save > tc.checkpoint_minutes * 60:
                 save("last.pt")
                 last_save = time.monotonic()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under the CLI (fpkit.interrupt); the caller reports it
         save("last.pt")
-        log.warning("interrupted at step %d; saved %s", step, run_dir / "last.pt")
         result.interrupted = True
     if ddp.world > 1:
         dist.barrier()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fpkit.audio import find_audio_files
-from fpkit.cli.common import err_console, fail
+from fpkit.cli.common import INTERRUPTED, err_console, fail
 from fpkit.config import Config, ConfigError, IndexConfig, config_with_overrides
 from fpkit.db import AddReport, Database
 from fpkit.db.index import check_index_config
@@ -108,7 +108,13 @@ def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch
             return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
         except KeyboardInterrupt:
             progress.stop()
-            fail(f"interrupted; {db.root} keeps its last committed songs (run again to resume)", code=130)
+            interrupted_adding(db)
+
+
+def interrupted_adding(db: Database) -> NoReturn:
+    """After Ctrl-C or SIGTERM while adding songs: commit those stored so far (each is whole), then exit 130."""
+    db.commit()
+    fail(f"interrupted; {db.root} keeps the {len(db.songs)} songs stored so far (run again to go on)", INTERRUPTED)
 
 
 def index_with_progress(db: Database, config: IndexConfig) -> None:
@@ -121,7 +127,7 @@ def index_with_progress(db: Database, config: IndexConfig) -> None:
             fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
         except KeyboardInterrupt:
             progress.stop()
-            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", code=130)
+            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
 
 
 def report_and_exit(report: AddReport, db: Database) -> None:

@@ -20,6 +20,7 @@ from fpkit.cli.dbopts import (
     expand_paths,
     index_config_or_fail,
     index_with_progress,
+    interrupted_adding,
     model_or_fail,
     report_and_exit,
     with_overrides,
@@ -152,6 +153,8 @@ def _merge(database: Database, parts: list[Path]) -> AddReport:
         report = database.add_databases(sources)
     except DatabaseError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        interrupted_adding(database)
     finally:
         for source in sources:
             source.close()

@@ -36,6 +36,7 @@ from typing import IO, Any
 import numpy as np
 
 from fpkit.config import AudioConfig
+from fpkit.interrupt import uninterruptible
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ class Store:
         return None
 
     # ---- writing -------------------------------------------------------------------------
+    @uninterruptible  # a stop signal lands between songs, so everything appended can be committed
     def append(
         self, path: str, duration_s: float, sha: str, size: int, mtime_ns: int, prints: np.ndarray
     ) -> FileRecord:
@@ -347,6 +349,7 @@ class Store:
         )
         self.files, self._by_sha, self._by_path, self._vectors = [], {}, {}, None
 
+    @uninterruptible
     def commit(self) -> None:
         """Sync the data files, then atomically replace the manifest and delete unreferenced files."""
         self._require_writable()
