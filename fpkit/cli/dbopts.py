@@ -114,7 +114,8 @@ def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch
 def interrupted_adding(db: Database) -> NoReturn:
     """After Ctrl-C or SIGTERM while adding songs: commit those stored so far (each is whole), then exit 130."""
     db.commit()
-    fail(f"interrupted; {db.root} keeps the {len(db.songs)} songs stored so far (run again to go on)", INTERRUPTED)
+    songs = f"{len(db.songs)} song{'' if len(db.songs) == 1 else 's'}"
+    fail(f"interrupted; {db.root} keeps the {songs} stored so far (run again to go on)", INTERRUPTED)
 
 
 def index_with_progress(db: Database, config: IndexConfig) -> None:
