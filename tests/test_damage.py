@@ -166,6 +166,19 @@ def test_a_lost_model_copy_is_named_and_restored_from_model(tmp_path: Path, setu
     assert search_csv(db, query) == [str(songs[1])]
 
 
+def test_index_without_paths_brings_the_index_up_to_date(tmp_path: Path, setup) -> None:
+    model, _, db = setup
+    nothing = run("index", "--db", tmp_path / "nowhere", "--model", model)
+    assert nothing.exit_code == 1 and "nothing to index" in one_line(nothing)
+    with fpkit.db.database.Database.open_or_create(db, fpkit.db.database.load_model(model)) as opened:
+        opened.add_files(write_songs(tmp_path / "more", 1, SONG_S, RATE, start_seed=10), opened.load_model())
+        assert opened.indexed_rows == 120 and opened.rows == 160  # stored, not indexed yet
+    updated = run("index", "--db", db)
+    assert updated.exit_code == 0 and "now 4 songs" in updated.stderr
+    with fpkit.db.database.Database.open(db) as reopened:
+        assert reopened.indexed_rows == 160
+
+
 def test_a_manifest_that_lost_a_key_is_one_line(tmp_path: Path, setup) -> None:
     _, songs, db = setup
     manifest = json.loads((db / MANIFEST).read_text())

@@ -53,16 +53,18 @@ def index(
 ) -> None:
     """Add audio files to a fingerprint database and index them; songs already stored are skipped.
 
+    Without paths, brings the index of an existing database up to date.
+
     Big collections: run `fpkit generate PART --out parts/N` in many processes, then
     `fpkit index --db DB --merge parts/1 --merge parts/2 ... --set index.on_disk=true`.
     """
     sources = expand_paths(paths or [])
-    if not sources and not merge and not rebuild and not repair:
-        fail("nothing to index: give audio paths, - for stdin, or --merge FOLDER")
+    existing = (db / "manifest.json").exists()
+    if not sources and not merge and not rebuild and not existing:
+        fail(f"nothing to index: {db} holds no database yet; give audio paths, - for stdin, or --merge FOLDER")
     if rebuild and repair:
         fail("--rebuild starts over, --repair keeps what is intact: give one of them")
     files = audio_files_or_fail(sources) if sources else []
-    existing = (db / "manifest.json").exists()
     dev = device_or_fail(device)
     if (repair or rebuild) and existing:
         loaded = _model_to_repair(db, model, dev)  # the database may be damaged: its files are not read
