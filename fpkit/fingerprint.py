@@ -27,6 +27,7 @@ from fpkit.model import Fingerprinter
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter input holds nothing to fingerprint
 SILENT_BLOCK_S = 0.02  # a segment is blank when more than half of its 20 ms blocks are silent
+DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset to remove
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
@@ -72,7 +73,6 @@ def _spectrograms(
 
 def reference_prints(model: Fingerprinter, wave: np.ndarray, audio: AudioConfig, batch_size: int) -> np.ndarray:
     """A song (samples,) at the model rate -> one fingerprint per hop (n, d) float32."""
-    wave = without_dc(wave)
     starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
     prints = embed_at(model, wave, starts, batch_size)
     prints[blank_segments(wave, starts, audio)] = 0.0  # silence has no fingerprint: it matches nothing
@@ -128,29 +128,37 @@ def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: i
 
 
 def without_dc(wave: np.ndarray) -> np.ndarray:
-    """`wave` (samples,) less its mean where that offset reaches -80 dBFS (else unchanged).
+    """`wave` (samples,) less its mean where that offset exceeds `DC_SHARE` of its swing (else unchanged).
 
     An offset carries no sound, but framing each segment over zero padding turns it into steps
-    that fill the spectrogram.
+    that fill the spectrogram of a quiet signal. Music's own tiny mean is left alone, so a
+    query is fingerprinted exactly as the same samples are stored.
     """
-    offset = float(np.mean(wave, dtype=np.float64)) if len(wave) else 0.0
-    return (wave - offset).astype(np.float32) if abs(offset) >= SILENCE_PEAK else wave
+    if not len(wave):
+        return wave
+    offset = float(np.mean(wave, dtype=np.float64))
+    swing = float(wave.max() - wave.min()) / 2
+    return (wave - offset).astype(np.float32) if abs(offset) > DC_SHARE * swing else wave
 
 
-def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig) -> np.ndarray:
-    """(n,) bool: which segments starting at `starts` (n,) samples are mostly silence.
+def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, first_sample: int = 0) -> np.ndarray:
+    """(n,) bool: which segments starting at `starts` (n,) samples of `wave` are mostly silence.
 
     A segment is blank when more than half of its `SILENT_BLOCK_S` blocks vary by less than
     `SILENCE_PEAK` about their middle (so a DC offset counts as silence); blocks past the
     signal's ends are silent. Per-segment normalisation would blow a blank segment (digital
     silence, a lone click) up into the same featureless fingerprint wherever it occurs, so
     blank segments get a zero fingerprint instead, which matches nothing.
+
+    The blocks lie on a grid from the song's first sample; `first_sample` is where `wave`
+    starts in the song when it is a piece of one.
     """
     block = max(1, round(SILENT_BLOCK_S * audio.sample_rate))
-    n = len(wave) // block
-    peak_to_peak = np.ptp(wave[: n * block].reshape(n, block), axis=1)  # (blocks,) on a grid from sample 0
+    skip = -first_sample % block  # samples of `wave` before its first whole grid block
+    n = max(0, len(wave) - skip) // block
+    peak_to_peak = np.ptp(wave[skip : skip + n * block].reshape(n, block), axis=1)  # (blocks,)
     loud = np.concatenate([[0], np.cumsum(peak_to_peak >= 2 * SILENCE_PEAK)])  # loud blocks before each block
-    starts = np.asarray(starts, dtype=np.int64)
+    starts = np.asarray(starts, dtype=np.int64) - skip
     first = np.clip(-(-starts // block), 0, n)  # the blocks wholly inside both the segment and the signal
     stop = np.clip((starts + audio.segment_samples) // block, 0, n)
     return 2 * (loud[stop] - loud[first]) < audio.segment_samples // block
