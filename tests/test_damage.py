@@ -12,10 +12,11 @@ from dbhelpers import RATE, SONG_S, db_config, excerpt, save_model
 from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner
 
-import fpkit.db.database
 from fpkit.cli.app import app
 from fpkit.config import AudioConfig
+from fpkit.db import Database
 from fpkit.db.store import MANIFEST, Store, StoreDamaged
+from fpkit.model import load_model
 
 runner = CliRunner()
 
@@ -59,12 +60,12 @@ def search_csv(db: Path, *queries: Path) -> list[str]:
 
 @pytest.fixture
 def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fails any attempt to decode audio while adding songs: repairs work from the stored fingerprints."""
+    """Fails any attempt to add audio files: repairs work from the stored fingerprints."""
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("audio was decoded")
+        raise AssertionError("audio files were added")
 
-    monkeypatch.setattr(fpkit.db.database, "load_audio", refuse)
+    monkeypatch.setattr(Database, "add_files", refuse)
 
 
 def test_cut_short_vectors_are_named_nothing_is_committed_on_top_and_repair_cuts_the_tail(
@@ -170,12 +171,12 @@ def test_index_without_paths_brings_the_index_up_to_date(tmp_path: Path, setup) 
     model, _, db = setup
     nothing = run("index", "--db", tmp_path / "nowhere", "--model", model)
     assert nothing.exit_code == 1 and "nothing to index" in one_line(nothing)
-    with fpkit.db.database.Database.open_or_create(db, fpkit.db.database.load_model(model)) as opened:
+    with Database.open_or_create(db, load_model(model)) as opened:
         opened.add_files(write_songs(tmp_path / "more", 1, SONG_S, RATE, start_seed=10), opened.load_model())
         assert opened.indexed_rows == 120 and opened.rows == 160  # stored, not indexed yet
     updated = run("index", "--db", db)
     assert updated.exit_code == 0 and "now 4 songs" in updated.stderr
-    with fpkit.db.database.Database.open(db) as reopened:
+    with Database.open(db) as reopened:
         assert reopened.indexed_rows == 160
 
 

@@ -15,11 +15,11 @@ from dbhelpers import RATE, SONG_S, db_config, excerpt, save_model
 from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner
 
-import fpkit.db.database
 import fpkit.db.store
 import fpkit.eval_run
 from fpkit.cli.app import app
 from fpkit.db import Database, Searcher
+from fpkit.db.store import Store
 from fpkit.interrupt import stop_on_signals, uninterrupted
 
 runner = CliRunner()
@@ -90,8 +90,7 @@ def test_adding_songs_commits_those_stored_and_exits_130(
     tmp_path: Path, setup, monkeypatch: pytest.MonkeyPatch, command: str, stop: int
 ) -> None:
     model, songs = setup
-    real = fpkit.db.database.reference_prints
-    monkeypatch.setattr(fpkit.db.database, "reference_prints", on_call(3, real, stop))
+    monkeypatch.setattr(Store, "append", on_call(3, Store.append, stop))  # the signal comes before song 3 is written
     target = ("--db",) if command == "index" else ("--out",)
     stopped = run(command, *songs, *target, tmp_path / "db", "--model", model)
     assert "keeps the 2 songs stored so far" in interrupted_line(stopped)
