@@ -29,6 +29,7 @@ from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import Config
 from fpkit.db import Database, Failed, Searcher, SearchResult
+from fpkit.db.index import check_index_config
 from fpkit.db.store import MANIFEST
 from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.eval_truth import TruthRow, match_song, read_truth
@@ -118,6 +119,10 @@ def evaluate_synthetic(
     with database_folder(source) as folder:
         with open_writable(folder, source) as opened:
             audio = opened.model.config.audio
+            try:
+                check_index_config(config.index, opened.model.model.dims.emb_dim)
+            except ValueError as err:
+                raise EvalError(str(err)) from None
             if min(plan.lengths_s) < audio.segment_s:
                 shortest = min(plan.lengths_s)
                 raise EvalError(f"--lengths: {shortest:g} s is shorter than one segment ({audio.segment_s:g} s)")
@@ -236,7 +241,11 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
     if progress is not None:
         progress.start("fingerprinting songs", len(files))
     on_file = (lambda _: progress.advance()) if progress is not None else None
-    report = db.add_files(files, opened.model, config.index.batch_size, on_file)
+    try:
+        report = db.add_files(files, opened.model, config.index.batch_size, on_file)
+    except KeyboardInterrupt:
+        db.commit()  # keep the songs fingerprinted so far for the next run
+        raise
     for failed in report.failed:
         log.warning("not indexed: %s", failed.reason)
     if progress is not None:

@@ -26,6 +26,8 @@ from fpkit.model import Fingerprinter
 
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: a signal swinging less holds nothing to fingerprint
+SILENT_BLOCK_S = 0.02  # a segment is blank when more than half of its 20 ms blocks are silent
+DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset to remove
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
@@ -76,7 +78,9 @@ def _spectrograms(
 def reference_prints(model: Fingerprinter, wave: np.ndarray, audio: AudioConfig, batch_size: int) -> np.ndarray:
     """A song (samples,) at the model rate -> one fingerprint per hop (n, d) float32."""
     starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
-    return embed_at(model, wave, starts, batch_size)
+    prints = embed_at(model, wave, starts, batch_size)
+    prints[blank_segments(wave, starts, audio)] = 0.0  # silence has no fingerprint: it matches nothing
+    return prints
 
 
 def query_prints(
@@ -87,6 +91,7 @@ def query_prints(
     With stream framing the shifts are rounded to whole STFT frames. All copies go through the
     model in the same batches.
     """
+    wave = without_dc(wave)
     seg, hop = audio.segment_samples, audio.hop_samples
     step = model.frontend.framing.stft_hop if model.frontend.framing.streams else 1
     offsets = sorted({round(k * hop / shifts / step) * step for k in range(shifts)})
@@ -100,6 +105,7 @@ def query_prints(
     order = np.argsort(every, kind="stable")
     prints = np.empty((len(every), model.dims.emb_dim), dtype=np.float32)
     prints[order] = embed_at(model, wave, every[order], batch_size)
+    prints[blank_segments(wave, every, audio)] = 0.0
     bounds = np.cumsum([0] + [len(p) for p in parts])
     return QueryPrints(
         shifts_s=np.array(offsets, dtype=np.float64) / audio.sample_rate,
@@ -161,6 +167,7 @@ class SongPrints:
         if len(starts) == 0:
             return
         prints = embed_at(self.model, self.buffer, starts - self.buffer_start, self.batch_size)
+        prints[blank_segments(self.buffer, starts - self.buffer_start, self.audio, self.buffer_start)] = 0.0
         self.prints.append(prints)
         self.next_start = int(starts[-1]) + self.audio.hop_samples
         keep_from = self.next_start - self.framing.left  # the next window's first sample
@@ -170,9 +177,16 @@ class SongPrints:
 
 
 def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
-    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples` or silent."""
+    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples`, silent or blank.
+
+    Levels are measured peak to peak, so a constant offset (DC) counts as silence. Blank input
+    (every segment mostly silent, such as a few clicks) has nothing to fingerprint either.
+    """
     peak = float(wave.max() - wave.min()) / 2 if len(wave) else 0.0
     check_level(len(wave), peak, name, audio, min_samples)
+    starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
+    if blank_segments(wave, starts, audio).all():
+        raise AudioError(f"{name}: nearly silent (no second of it is mostly above -80 dBFS)")
 
 
 def check_level(samples: int, peak: float, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
@@ -184,6 +198,43 @@ def check_level(samples: int, peak: float, name: str, audio: AudioConfig, min_sa
         )
     if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: silent (peak below -80 dBFS)")
+
+
+def without_dc(wave: np.ndarray) -> np.ndarray:
+    """`wave` (samples,) less its mean where that offset exceeds `DC_SHARE` of its swing (else unchanged).
+
+    An offset carries no sound, but framing each segment over zero padding turns it into steps
+    that fill the spectrogram of a quiet signal. Music's own tiny mean is left alone, so a
+    query is fingerprinted exactly as the same samples are stored.
+    """
+    if not len(wave):
+        return wave
+    offset = float(np.mean(wave, dtype=np.float64))
+    swing = float(wave.max() - wave.min()) / 2
+    return (wave - offset).astype(np.float32) if abs(offset) > DC_SHARE * swing else wave
+
+
+def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, first_sample: int = 0) -> np.ndarray:
+    """(n,) bool: which segments starting at `starts` (n,) samples of `wave` are mostly silence.
+
+    A segment is blank when more than half of its `SILENT_BLOCK_S` blocks vary by less than
+    `SILENCE_PEAK` about their middle (so a DC offset counts as silence); blocks past the
+    signal's ends are silent. Per-segment normalisation would blow a blank segment (digital
+    silence, a lone click) up into the same featureless fingerprint wherever it occurs, so
+    blank segments get a zero fingerprint instead, which matches nothing.
+
+    The blocks lie on a grid from the song's first sample; `first_sample` is where `wave`
+    starts in the song when it is a piece of one.
+    """
+    block = max(1, round(SILENT_BLOCK_S * audio.sample_rate))
+    skip = -first_sample % block  # samples of `wave` before its first whole grid block
+    n = max(0, len(wave) - skip) // block
+    peak_to_peak = np.ptp(wave[skip : skip + n * block].reshape(n, block), axis=1)  # (blocks,)
+    loud = np.concatenate([[0], np.cumsum(peak_to_peak >= 2 * SILENCE_PEAK)])  # loud blocks before each block
+    starts = np.asarray(starts, dtype=np.int64) - skip
+    first = np.clip(-(-starts // block), 0, n)  # the blocks wholly inside both the segment and the signal
+    stop = np.clip((starts + audio.segment_samples) // block, 0, n)
+    return 2 * (loud[stop] - loud[first]) < audio.segment_samples // block
 
 
 def content_hash(wave: np.ndarray) -> str:

@@ -40,6 +40,10 @@ from fpkit.validation import make_validation_set, validate
 log = logging.getLogger(__name__)
 
 
+RESUME_KEEPS = ("audio", "features", "model")  # config sections a resumed run cannot change
+RESUME_MAY_CHANGE = {"model.channels_last"}  # memory layout only
+
+
 class TrainError(ValueError):
     """A run that cannot start: bad folders, an occupied run directory, nothing to resume."""
 
@@ -112,6 +116,28 @@ def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> Co
     return stored_config(path, overrides)
 
 
+def check_resume(config: Config, run_dir: str | Path) -> None:
+    """Refuse, naming the setting, to resume `run_dir` with another network, front end or data.
+
+    The checkpoint's weights only fit the shapes they were trained with, and a run that
+    switched its songs or validation songs midway would report curves of neither.
+    """
+    stored = resume_config(run_dir)
+    start_anew = "start a new run with another --out to change it"
+    for section in RESUME_KEEPS:
+        before, now = asdict(getattr(stored, section)), asdict(getattr(config, section))
+        for key, value in before.items():
+            if now[key] != value and f"{section}.{key}" not in RESUME_MAY_CHANGE:
+                raise TrainError(
+                    f"{section}.{key}: {run_dir} was trained with {value!r}, not {now[key]!r}; "
+                    f"a resumed run keeps its model ({start_anew})"
+                )
+    for key in ("data", "val"):
+        before, now = getattr(stored.train, key), getattr(config.train, key)
+        if (before is None) != (now is None) or (before and now and os.path.realpath(before) != os.path.realpath(now)):
+            raise TrainError(f"--{key} {now}: {run_dir} trains on {before}; resume without --{key}, or {start_anew}")
+
+
 def train(config: Config, resume: bool = False, observer: TrainObserver | None = None) -> TrainResult:
     observer = observer or SilentObserver()
     tc = config.train
@@ -122,6 +148,8 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     run_dir = Path(tc.out)
     if not resume and (run_dir / "last.pt").exists():
         raise TrainError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
+    if resume:
+        check_resume(config, run_dir)
     ddp = _init_distributed()
     device = resolve_device(tc.device)
     if device.type == "cuda" and ddp.world > 1:
@@ -242,9 +270,8 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
             elif time.monotonic() - last_save > tc.checkpoint_minutes * 60:
                 save("last.pt")
                 last_save = time.monotonic()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under the CLI (fpkit.interrupt); the caller reports it
         save("last.pt")
-        log.warning("interrupted at step %d; saved %s", step, run_dir / "last.pt")
         result.interrupted = True
     if ddp.world > 1:
         dist.barrier()

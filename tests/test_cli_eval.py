@@ -194,6 +194,7 @@ def test_an_unknown_song_that_is_indexed_is_refused(data: Path, tiny_checkpoint:
         (["--truth", "{truth}", "--queries", "{songs}"], "--truth needs --queries DIR"),
         (["--lengths", "2"], "give --songs DIR"),
         (["--songs", "{songs}", "--model", "missing.pt"], "missing.pt: no such model file"),
+        (["--songs", "{songs}", "--model", "{model}", "--set", "index.factory=Bogus"], "index.factory='Bogus'"),
         (["--queries", "{songs}", "--truth", "{truth}", "--db", "{songs}"], "no database there"),
         (["--queries", "{songs}", "--truth", "{songs}/t.csv", "--db", "{songs}"], "cannot read ground truth"),
     ],

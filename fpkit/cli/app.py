@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
-from fpkit.cli.common import setup_logging
+from fpkit.cli.common import interruptible, setup_logging
 from fpkit.cli.eval import eval_command
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
@@ -23,11 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("info")(info)
-app.command("eval")(eval_command)
-app.command("generate")(generate)
-app.command("index")(index)
-app.command("search")(search)
-app.command("train")(train)
+app.command("eval")(interruptible(eval_command))
+app.command("generate")(interruptible(generate))
+app.command("index")(interruptible(index))
+app.command("search")(interruptible(search))
+app.command("train")(interruptible(train))
 
 
 def _version(value: bool) -> None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from fpkit.config import Config, ConfigError, load_config
+from fpkit.interrupt import stop_on_signals
+
+INTERRUPTED = 130  # exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+
+P = ParamSpec("P")
 
 # Results go to stdout; everything meant for people (progress, logs, errors) goes here.
 err_console = Console(stderr=True, highlight=False)
@@ -36,6 +44,24 @@ def setup_logging(quiet: bool) -> None:
         logger.propagate = False
 
 
+def interruptible(command: Callable[P, None]) -> Callable[P, None]:
+    """A long command: SIGINT and SIGTERM stop it alike (`fpkit.interrupt`), with exit status 130.
+
+    The command says what it kept (`fail(..., code=INTERRUPTED)`); anywhere it does not, the
+    interruption is still one line.
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        with stop_on_signals():
+            try:
+                command(*args, **kwargs)
+            except KeyboardInterrupt:
+                fail("interrupted", code=INTERRUPTED)
+
+    return run
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one error line to stderr and exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
@@ -47,3 +73,39 @@ def resolve_config(path: Path | None, overrides: list[str] | None) -> Config:
         return load_config(path, overrides)
     except ConfigError as err:
         fail(str(err))
+
+
+class RichBars:
+    """Progress on stderr: a bar per phase on a terminal, else a line per tenth of each phase.
+
+    The bars start with the first phase, so an error found before any work stays one line.
+    """
+
+    def __init__(self) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self.progress = Progress(*columns, console=err_console, transient=True)
+        self.live = err_console.is_terminal
+        self.task: TaskID | None = None
+        self.phase, self.total, self.done, self.next_line = "", 0, 0, 0.0
+
+    def start(self, phase: str, total: int) -> None:
+        if self.live:
+            if self.task is None:
+                self.progress.start()
+            self.task = self.progress.add_task(phase, total=total)
+        self.phase, self.total, self.done, self.next_line = phase, total, 0, total / 10
+
+    def advance(self, steps: int = 1) -> None:
+        self.done += steps
+        if self.live and self.task is not None:
+            self.progress.advance(self.task, steps)
+        elif not self.live and self.done >= self.next_line:
+            err_console.print(f"{self.phase}: {self.done}/{self.total}")
+            self.next_line = self.done + self.total / 10
+
+    def __enter__(self) -> RichBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.progress.stop()

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from fpkit.audio import find_audio_files
-from fpkit.cli.common import err_console, fail
+from fpkit.cli.common import INTERRUPTED, err_console, fail
 from fpkit.config import Config, ConfigError, IndexConfig, config_with_overrides
 from fpkit.db import AddReport, Database
+from fpkit.db.index import check_index_config
 from fpkit.device import DeviceError, autocast_dtype, resolve_device
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
@@ -80,16 +81,48 @@ def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.d
     return config
 
 
-def add_with_progress(db: Database, paths: list[str], model: LoadedModel, batch_size: int) -> AddReport:
+def audio_files_or_fail(sources: list[str]) -> list[Path]:
+    """The audio files under `sources`; one line and exit 1 when there are none at all."""
+    if not sources:
+        fail("no audio paths given (- read no lines from stdin)")
+    files: list[Path] = []
+    empty: list[str] = []
+    for source in sources:
+        found = find_audio_files([source])
+        files.extend(found)
+        if not found:
+            empty.append(source)
+    if not files:
+        fail(f"{', '.join(empty)}: no audio files found")
+    for source in empty:
+        err_console.print(f"[yellow]warning:[/] {source}: no audio files found", soft_wrap=True)
+    return files
+
+
+def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
+    """Refuse index settings that cannot work with `model` before any work is done."""
+    try:
+        check_index_config(config, model.model.dims.emb_dim)
+    except ValueError as err:
+        fail(str(err))
+
+
+def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:
     """`db.add_files` with a progress bar on stderr; Ctrl-C keeps the last committed state."""
-    files = find_audio_files(list(paths))
     with _progress() as progress:
         task = progress.add_task("fingerprinting", total=len(files))
         try:
             return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
         except KeyboardInterrupt:
             progress.stop()
-            fail(f"interrupted; {db.root} keeps its last committed songs (run again to resume)", code=130)
+            interrupted_adding(db)
+
+
+def interrupted_adding(db: Database) -> NoReturn:
+    """After Ctrl-C or SIGTERM while adding songs: commit those stored so far (each is whole), then exit 130."""
+    db.commit()
+    songs = f"{len(db.songs)} song{'' if len(db.songs) == 1 else 's'}"
+    fail(f"interrupted; {db.root} keeps the {songs} stored so far (run again to go on)", INTERRUPTED)
 
 
 def index_with_progress(db: Database, config: IndexConfig) -> None:
@@ -97,9 +130,12 @@ def index_with_progress(db: Database, config: IndexConfig) -> None:
         task = progress.add_task("indexing", total=db.rows)
         try:
             db.update_index(config, progress=lambda n: progress.advance(task, n))
+        except ValueError as err:  # an index setting that does not suit this database, e.g. index.pq_m
+            progress.stop()
+            fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
         except KeyboardInterrupt:
             progress.stop()
-            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", code=130)
+            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
 
 
 def report_and_exit(report: AddReport, db: Database) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from fpkit.audio import AudioError
-from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
+from fpkit.cli.common import INTERRUPTED, ConfigOption, OverrideOption, RichBars, err_console, fail, resolve_config
 from fpkit.config import Config, ConfigError
 from fpkit.db.store import MODEL_FILE, StoreError
 from fpkit.device import DeviceError, resolve_device
@@ -29,42 +28,6 @@ from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, stored_config
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
-
-
-class RichBars:
-    """Progress on stderr: a bar per phase on a terminal, else a line per tenth of each phase.
-
-    The bars start with the first phase, so an error found before any work stays one line.
-    """
-
-    def __init__(self) -> None:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self.progress = Progress(*columns, console=err_console, transient=True)
-        self.live = err_console.is_terminal
-        self.task: TaskID | None = None
-        self.phase, self.total, self.done, self.next_line = "", 0, 0, 0.0
-
-    def start(self, phase: str, total: int) -> None:
-        if self.live:
-            if self.task is None:
-                self.progress.start()
-            self.task = self.progress.add_task(phase, total=total)
-        self.phase, self.total, self.done, self.next_line = phase, total, 0, total / 10
-
-    def advance(self, steps: int = 1) -> None:
-        self.done += steps
-        if self.live and self.task is not None:
-            self.progress.advance(self.task, steps)
-        elif not self.live and self.done >= self.next_line:
-            err_console.print(f"{self.phase}: {self.done}/{self.total}")
-            self.next_line = self.done + self.total / 10
-
-    def __enter__(self) -> RichBars:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.task is not None:
-            self.progress.stop()
 
 
 def eval_command(
@@ -173,6 +136,9 @@ def eval_command(
         fail(str(err))
     except OSError as err:
         fail(f"{err.filename or out}: {err.strerror}")
+    except KeyboardInterrupt:
+        kept = f"; {db} keeps the songs indexed so far" if db is not None else ""
+        fail(f"interrupted, no report written{kept}", INTERRUPTED)
     _show(report)
     err_console.print(f"report: {files.json}  plot: {files.plot}")
     if as_json:

@@ -13,6 +13,7 @@ from fpkit.cli.dbopts import (
     ModelOption,
     SetOption,
     add_with_progress,
+    audio_files_or_fail,
     device_or_fail,
     expand_paths,
     model_or_fail,
@@ -34,6 +35,12 @@ def generate(
     OUT holds float16 fingerprints, a table of files and a copy of the model; running again
     resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
     """
+    files = audio_files_or_fail(expand_paths(paths))
+    if model is None and (out / "manifest.json").exists():  # resuming: the folder's own model
+        try:
+            model = Database.built_with(out).path
+        except DatabaseError as err:
+            fail(str(err))
     dev = device_or_fail(device)
     loaded = model_or_fail(model, dev)
     config = run_config(loaded, overrides, dev)
@@ -42,5 +49,5 @@ def generate(
     except DatabaseError as err:
         fail(str(err))
     with db:
-        report = add_with_progress(db, expand_paths(paths), loaded, config.index.batch_size)
+        report = add_with_progress(db, files, loaded, config.index.batch_size)
         report_and_exit(report, db)

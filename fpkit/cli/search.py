@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fpkit.audio import AudioError
-from fpkit.cli.common import err_console, fail
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
     DbOption,
@@ -27,6 +28,7 @@ from fpkit.cli.dbopts import (
     model_or_fail,
     run_config,
 )
+from fpkit.config import Config, ConfigError, SearchConfig, config_from_dict
 from fpkit.db import Database, DatabaseError, Searcher, SearchResult
 
 
@@ -41,7 +43,7 @@ def search(
     db: DbOption = Path("fpkit-db"),
     model: ModelOption = None,
     output: Annotated[Format, typer.Option("--format", "-f", help="table, jsonl or csv.")] = Format.table,
-    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Candidates per query.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", help="Candidates per query.")] = None,
     threshold: Annotated[
         float | None,
         typer.Option(
@@ -54,8 +56,9 @@ def search(
 ) -> None:
     """Search each query in the database: the best song, where in it the query starts, a score.
 
-    A query whose best score is below the threshold has no match. Exit code 0 when every
-    query was processed (matched or not), 3 when some could not be read.
+    A query whose best score is below the threshold has no match. Each result is written as
+    soon as it is found (the table once at the end). Exit code 0 when every query was
+    processed (matched or not), 3 when some could not be read, 130 when interrupted.
     """
     dev = device_or_fail(device)
     try:
@@ -66,18 +69,32 @@ def search(
         try:
             loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
             database.check_model(loaded)
-            config = run_config(loaded, overrides, dev).search
-            if top_k is not None:
-                config = replace(config, top_k=top_k)
-            if threshold is not None:
-                config = replace(config, threshold=threshold, threshold_by_length=[])  # one constant, as asked
+            config = _search_config(run_config(loaded, overrides, dev), top_k, threshold)
             searcher = Searcher(database, loaded, config)
         except DatabaseError as err:
             fail(str(err))
-        results = _run(searcher, expand_paths(queries))
-    _write(results, output)
-    if any(isinstance(r, _Failure) for r in results):
+        failed = _search_all(searcher, expand_paths(queries), _writer(output))
+    if failed:
         raise typer.Exit(code=SOME_FAILED)
+
+
+PROGRESS_FROM = 20  # queries: shorter lists show no progress
+
+
+def _search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
+    """The model's search settings with --top-k and --threshold, checked like --set search.…."""
+    for option, value, changes in (
+        ("--top-k", top_k, {"top_k": top_k}),
+        ("--threshold", threshold, {"threshold": threshold, "threshold_by_length": []}),  # one constant, as asked
+    ):
+        if value is not None:
+            data = config.to_dict()
+            data["search"].update(changes)
+            try:
+                config = config_from_dict(data, f"{option} {value:g}")
+            except ConfigError as err:
+                fail(str(err))
+    return config.search
 
 
 @dataclass(frozen=True)
@@ -86,15 +103,34 @@ class _Failure:
     reason: str  # one line naming the file
 
 
-def _run(searcher: Searcher, queries: list[str]) -> list[SearchResult | _Failure]:
-    results: list[SearchResult | _Failure] = []
-    for query in queries:
-        try:
-            results.append(searcher.search_file(query))
-        except AudioError as err:
-            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
-            results.append(_Failure(query, str(err)))
-    return results
+def _search_all(searcher: Searcher, queries: list[str], out: _Writer) -> int:
+    """Search the queries in order, writing each result as soon as it is found; how many could not be read.
+
+    Ctrl-C or SIGTERM stops after the results written so far (exit 130); a reader that
+    closes the pipe (`| head`) stops the search quietly.
+    """
+    failed = done = 0
+    try:
+        with RichBars() as bars:
+            if len(queries) >= PROGRESS_FROM:
+                bars.start("searching", len(queries))
+            for query in queries:
+                try:
+                    out.write(searcher.search_file(query))
+                except AudioError as err:
+                    err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+                    out.write(_Failure(query, str(err)))
+                    failed += 1
+                done += 1
+                if bars.total:
+                    bars.advance()
+        out.close()
+    except KeyboardInterrupt:
+        out.close()
+        fail(f"interrupted after {done} of {len(queries)} queries (their results are written)", INTERRUPTED)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches the reader
+    return failed
 
 
 def to_json(result: SearchResult) -> dict[str, Any]:
@@ -111,54 +147,81 @@ def to_json(result: SearchResult) -> dict[str, Any]:
     }
 
 
-def _write(results: list[SearchResult | _Failure], output: Format) -> None:
+class _Writer(Protocol):
+    def write(self, result: SearchResult | _Failure) -> None: ...
+    def close(self) -> None: ...
+
+
+def _writer(output: Format) -> _Writer:
     if output is Format.jsonl:
-        for r in results:
-            line: dict[str, Any]
-            if isinstance(r, _Failure):
-                line = {
-                    "query": r.query,
-                    "match": None,
-                    "offset_s": None,
-                    "score": None,
-                    "candidates": [],
-                    "error": r.reason,
-                }
+        return _JsonLines()
+    if output is Format.csv:
+        return _Csv()
+    return _Table()
+
+
+class _JsonLines:
+    """One JSON object per query, flushed as it is written."""
+
+    def write(self, result: SearchResult | _Failure) -> None:
+        line: dict[str, Any]
+        if isinstance(result, _Failure):
+            line = {"query": result.query, "match": None, "offset_s": None, "score": None, "candidates": []}
+            line["error"] = result.reason
+        else:
+            line = to_json(result)
+        print(json.dumps(line), flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _Csv:
+    """query,match,offset_s,score,error: the best match only, one flushed row per query."""
+
+    def __init__(self) -> None:
+        self.rows = csv.writer(sys.stdout)
+        self.rows.writerow(["query", "match", "offset_s", "score", "error"])
+        sys.stdout.flush()
+
+    def write(self, result: SearchResult | _Failure) -> None:
+        if isinstance(result, _Failure):
+            self.rows.writerow([result.query, "", "", "", result.reason])
+        else:
+            best = result.match
+            if best is None:
+                self.rows.writerow([result.query, "", "", "", ""])
             else:
-                line = to_json(r)
-            print(json.dumps(line))
-    elif output is Format.csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["query", "match", "offset_s", "score", "error"])
-        for r in results:
-            if isinstance(r, _Failure):
-                writer.writerow([r.query, "", "", "", r.reason])
-            else:
-                best = r.match
-                writer.writerow(
-                    [
-                        r.query,
-                        best.ref if best else "",
-                        f"{best.offset_s:.3f}" if best else "",
-                        f"{best.score:.4f}" if best else "",
-                        "",
-                    ]
-                )
-    else:
-        table = Table("query", "match", "offset", "score", "next best")
-        for column in table.columns:
+                self.rows.writerow([result.query, best.ref, f"{best.offset_s:.3f}", f"{best.score:.4f}", ""])
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class _Table:
+    """For people: the whole table once every query is searched (or the search is stopped)."""
+
+    def __init__(self) -> None:
+        self.table = Table("query", "match", "offset", "score", "next best")
+        for column in self.table.columns:
             column.overflow = "fold"  # paths are shown whole
-        for r in results:
-            if isinstance(r, _Failure):
-                table.add_row(r.query, "[red]unreadable[/]", "", "", "")
-                continue
-            best = r.match
-            runner_up = r.candidates[1] if len(r.candidates) > 1 else None
-            table.add_row(
-                r.query,
-                best.ref if best else "[dim]no match[/]",
-                f"{best.offset_s:.2f} s" if best else "",
-                f"{best.score:.3f}" if best else (f"[dim]{r.candidates[0].score:.3f}[/]" if r.candidates else ""),
-                f"{Path(runner_up.ref).name} {runner_up.score:.3f}" if runner_up else "",
-            )
-        Console(soft_wrap=True).print(table)
+
+    def write(self, result: SearchResult | _Failure) -> None:
+        if isinstance(result, _Failure):
+            self.table.add_row(result.query, "[red]unreadable[/]", "", "", "")
+            return
+        best = result.match
+        runner_up = result.candidates[1] if len(result.candidates) > 1 else None
+        score = f"[dim]{result.candidates[0].score:.3f}[/]" if result.candidates else ""
+        self.table.add_row(
+            result.query,
+            best.ref if best else "[dim]no match[/]",
+            f"{best.offset_s:.2f} s" if best else "",
+            f"{best.score:.3f}" if best else score,
+            f"{Path(runner_up.ref).name} {runner_up.score:.3f}" if runner_up else "",
+        )
+
+    def close(self) -> None:
+        if self.table.row_count:
+            Console(soft_wrap=True).print(self.table)

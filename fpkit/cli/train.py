@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from fpkit.audio import AudioError
-from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
+from fpkit.cli.common import INTERRUPTED, ConfigOption, OverrideOption, err_console, fail, resolve_config
 from fpkit.config import Config, ConfigError, config_from_dict
 from fpkit.data import DataError
 from fpkit.device import DeviceError
@@ -64,7 +62,6 @@ def train(
         cfg = _resolve(config, overrides, data, val, noise, ir, out, device, resume)
     except (ConfigError, TrainError, CheckpointError) as err:
         fail(str(err))
-    signal.signal(signal.SIGTERM, _interrupt)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -77,9 +74,14 @@ def train(
             result = run_training(cfg, resume=resume, observer=RichObserver(progress))
     except (TrainError, DataError, AudioError, DeviceError, CheckpointError, ConfigError) as err:
         fail(str(err))
+    except KeyboardInterrupt:  # before the first step: there is nothing to save yet
+        fail("interrupted before the first step; no checkpoint was written", INTERRUPTED)
     if result.interrupted:
-        err_console.print(f"interrupted at step {result.step}; continue with --resume (run: {result.run_dir})")
-        raise typer.Exit(code=130)
+        err_console.print(
+            f"interrupted at step {result.step}; saved {result.run_dir / 'last.pt'} (continue with --resume)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=INTERRUPTED)
     err_console.print(f"done: {result.step} steps; best model {result.run_dir / 'best.pt'}")
 
 
@@ -106,7 +108,3 @@ def _resolve(
     merged = dataclasses.asdict(cfg)
     merged["train"].update(given)
     return config_from_dict(merged, "command line")
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # a stopped job saves its last step like Ctrl-C

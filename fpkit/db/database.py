@@ -24,9 +24,9 @@ from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import IndexConfig
 from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
-from fpkit.db.store import FileRecord, Store, StoreError
+from fpkit.db.store import FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.fingerprint import REFERENCE_MIN_FILL, SongPrints, check_level
-from fpkit.model import LoadedModel, load_model
+from fpkit.model import CheckpointError, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,24 @@ class Skipped:
 class Failed:
     path: str
     reason: str  # one line, naming the file
+
+
+@dataclass(frozen=True)
+class BuiltWith:
+    """The model a database names in its manifest."""
+
+    path: Path  # its copy of the checkpoint
+    model_id: str
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    problems: list[str]  # what the check found, one line each naming the file; empty when nothing was wrong
+    lost: list[str]  # paths of the songs no longer stored (index them again)
+    unreadable: int  # songs dropped whose record could not be read, so whose paths are unknown
+    rows_cut: int  # fingerprint rows dropped with all of them
+    index_dropped: bool  # the index was damaged or out of date: the next index update rebuilds it from the store
+    model_restored: bool  # the database's copy of its model was missing or unreadable and is copied in again
 
 
 @dataclass
@@ -78,28 +96,95 @@ class Database:
 
     @classmethod
     def open(cls, root: str | Path, writable: bool = False) -> Database:
+        """Open an existing database; raises `DatabaseError` in one line when its check fails.
+
+        Opening for writing also reads the index, so nothing is added to a database whose
+        index could not be extended afterwards.
+        """
         try:
-            return cls(Store.open(root, writable))
+            db = cls(Store.open(root, writable))
         except StoreError as err:
             raise DatabaseError(str(err)) from None
+        meta = db.store.index_meta
+        if writable and meta is not None:
+            try:
+                read_index(db.root, meta)
+            except StoreError as err:
+                db.close()
+                raise DatabaseError(str(err)) from None
+        return db
 
     @classmethod
     def open_or_create(cls, root: str | Path, model: LoadedModel, rebuild: bool = False) -> Database:
         """Open `root` for writing, checking `model`, or create it; `rebuild` forgets its songs.
 
-        A rebuild takes effect at the next commit, so the old contents survive an interruption.
+        A rebuild takes effect at the next commit, so the old contents survive an interruption;
+        it works on a damaged database too (its model copy is restored from `model`).
         """
         if not (Path(root) / "manifest.json").exists():
             return cls.create(root, model)
+        if rebuild:
+            salvage, _ = cls._salvage(root, model, keep_songs=False)
+            return cls(salvage.store)
         db = cls.open(root, writable=True)
         try:
             db.check_model(model)
         except ModelMismatch:
             db.close()
             raise
-        if rebuild:
-            db.store.start_over()
         return db
+
+    @classmethod
+    def repair(cls, root: str | Path, model: LoadedModel) -> RepairReport:
+        """Check `root` and keep what is intact, without decoding any audio; commits the result.
+
+        Songs whose table line or fingerprint rows are damaged are dropped (the report names
+        them); a damaged or out-of-date index is dropped for the next `update_index` to rebuild
+        from the stored fingerprints; a missing or unreadable model copy is replaced by `model`,
+        which must be the model the database was built with.
+        """
+        salvage, model_restored = cls._salvage(root, model, keep_songs=True)
+        problems, dropped = list(salvage.problems), salvage.index_dropped
+        if model_restored and not salvage.model_missing:
+            problems.append(f"{salvage.store.model_path}: unreadable, or not model {model.model_id}")
+        with cls(salvage.store) as db:
+            meta = db.store.index_meta
+            if meta is not None:
+                try:
+                    read_index(db.root, meta)
+                except StoreError as err:
+                    problems.append(str(err).split("; run ")[0])
+                    db.store.set_index(None)
+                    dropped = True
+            db.store.commit()
+        return RepairReport(problems, salvage.lost, salvage.unreadable, salvage.rows_cut, dropped, model_restored)
+
+    @classmethod
+    def _salvage(cls, root: str | Path, model: LoadedModel, keep_songs: bool) -> tuple[Salvage, bool]:
+        """`Store.salvage` of `root` for `model`, whose id must match; and whether its model copy was restored."""
+        try:
+            salvage = Store.salvage(root, keep_songs)
+        except StoreError as err:
+            raise DatabaseError(str(err)) from None
+        db = cls(salvage.store)
+        try:
+            db.check_model(model)
+            restore = salvage.model_missing or not _holds_model(db.store.model_path, model)
+            if restore:
+                db.store.restore_model(model.path)
+        except BaseException:
+            db.close()
+            raise
+        return salvage, restore
+
+    @staticmethod
+    def built_with(root: str | Path) -> BuiltWith:
+        """The model a database names, read from its manifest alone (also when its files are damaged)."""
+        try:
+            manifest = read_manifest(Path(root))
+        except StoreError as err:
+            raise DatabaseError(str(err)) from None
+        return BuiltWith(Path(root) / manifest["model_file"], manifest["model_id"])
 
     def close(self) -> None:
         self.store.close()
@@ -139,17 +224,35 @@ class Database:
 
     def load_model(self, device: str | torch.device = "cpu") -> LoadedModel:
         """The database's own copy of its model."""
-        loaded = load_model(self.store.model_path, device)
+        try:
+            loaded = load_model(self.store.model_path, device)
+        except CheckpointError as err:
+            raise DatabaseError(
+                f"{err}; run fpkit index --db {self.root} --repair --model CHECKPOINT "
+                f"(the model it was built with, id {self.model_id})"
+            ) from None
         self.check_model(loaded)
         return loaded
 
     def load_index(self) -> faiss.Index:
         meta = self.store.index_meta
+        if self.rows == 0:
+            raise DatabaseError(f"{self.root}: holds no songs yet (add some with fpkit index SONGS --db {self.root})")
         if meta is None:
-            raise DatabaseError(f"{self.root}: has no index yet (run fpkit index)")
+            raise DatabaseError(f"{self.root}: has no index yet (run fpkit index --db {self.root})")
         if meta["rows"] < self.rows:
             log.warning("%s: %d stored rows are not indexed yet; run fpkit index", self.root, self.rows - meta["rows"])
-        return read_index(self.root, meta)
+        try:
+            return read_index(self.root, meta)
+        except StoreError as err:
+            raise DatabaseError(str(err)) from None
+
+    def commit(self) -> None:
+        """Make every song added so far durable (adds commit on their own every minute and at the end).
+
+        After an interruption: every song appended before it is whole, so committing keeps them.
+        """
+        self.store.commit()
 
     def add_files(
         self,
@@ -252,3 +355,13 @@ class Database:
         """Index every stored row (see `fpkit.db.index.update_index`) and commit."""
         self.store.set_index(update_index(self.store, config, progress))
         self.store.commit()
+
+
+def _holds_model(path: Path, model: LoadedModel) -> bool:
+    """Whether the checkpoint at `path` loads as `model` (same weights id)."""
+    if Path(model.path).resolve() == path.resolve():
+        return True  # `model` was just loaded from it
+    try:
+        return load_model(path).model_id == model.model_id
+    except CheckpointError:
+        return False

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
 from fpkit.config import IndexConfig
-from fpkit.db.store import Store, atomic_path
+from fpkit.db.store import Store, StoreDamaged, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,53 @@ def update_index(store: Store, config: IndexConfig, progress: Progress | None = 
 
 
 def read_index(root: Path, meta: dict[str, Any]) -> faiss.Index:
-    """Load the index a manifest entry names; on-disk inverted lists are memory-mapped."""
+    """Load the index a manifest entry names; on-disk inverted lists are memory-mapped.
+
+    Raises `StoreDamaged` naming the file when it cannot be read or holds another number of rows.
+    """
     path = root / meta["files"][0]
-    if meta.get("on_disk"):
-        return faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
-    return faiss.read_index(str(path))
+    repair = f"run fpkit index --db {root} --repair"
+    try:
+        if meta.get("on_disk"):
+            index = faiss.read_index(str(path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+        else:
+            index = faiss.read_index(str(path))
+    except RuntimeError as err:
+        raise StoreDamaged(f"{path}: not a readable FAISS index ({_faiss_reason(err)}); {repair}") from None
+    if index.ntotal != int(meta["rows"]):
+        raise StoreDamaged(f"{path}: holds {index.ntotal} rows, the manifest says {meta['rows']}; {repair}")
+    return index
+
+
+def check_index_config(config: IndexConfig, dim: int) -> None:
+    """Raise `ValueError` naming the setting when `config` cannot index fingerprints of `dim`.
+
+    Cheap (it builds an empty index), so commands call it before any work. "auto" plans its
+    IVF-PQ when a database grows that large (`plan_index`).
+    """
+    if config.factory == "auto":
+        return
+    setting = f"index.factory={config.factory!r}"
+    try:
+        index = faiss.index_factory(dim, config.factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        raise ValueError(f"{setting}: not a FAISS index for {dim}-d inner products ({_faiss_reason(err)})") from None
+    try:
+        faiss.extract_index_ivf(index)
+        ivf = True
+    except RuntimeError:
+        ivf = False
+    if config.on_disk and not ivf:
+        raise ValueError(f"{setting}: index.on_disk needs an IVF index")
+    if not (ivf or isinstance(index, (faiss.IndexFlat, faiss.IndexIDMap))):
+        raise ValueError(f"{setting}: cannot store row ids (use an IVF index, Flat, or IDMap,{config.factory})")
+
+
+def _faiss_reason(err: RuntimeError) -> str:
+    """The readable end of a FAISS error: "could not parse index string X" rather than the C++ location."""
+    text = " ".join(str(err).split())
+    reason = re.split(r"\.(?:cpp|h):\d+: ", text)[-1]
+    return re.sub(r"^Error: '.*?' failed: ", "", reason)
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> None:

@@ -14,6 +14,11 @@ counts. An interrupted writer leaves bytes past those counts, which the next wri
 and files that no manifest names, which the next commit deletes. Starting over (`start_over`)
 writes a new generation of files, so the old ones stay valid until the new manifest lands.
 One writer at a time holds an advisory lock on `.lock`.
+
+Every open checks the files against the manifest (`survey`: sizes, row counts, a parseable
+files table, the index and model files present) and refuses a damaged store in one line
+naming the file; `Store.salvage` keeps what is intact (docs/database.md, "When something goes
+wrong").
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import IO, Any
 import numpy as np
 
 from fpkit.config import AudioConfig
+from fpkit.interrupt import uninterruptible
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +46,26 @@ MODEL_FILE = "model.pt"
 LOCK_FILE = ".lock"
 VECTOR_DTYPE = np.dtype(np.float16)  # see docs/database.md: re-scores like float32 at half the bytes
 _GENERATED_PREFIXES = ("vectors-", "files-", "index-")
+_MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model_id": str,
+    "model_file": str,
+    "vectors": str,
+    "files": str,
+    "dim": int,
+    "rows": int,
+    "songs": int,
+    "files_bytes": int,
+    "hop_s": (int, float),
+    "index": (dict, type(None)),
+}
 
 
 class StoreError(ValueError):
     """A store folder that cannot be used as asked; the message names the folder."""
+
+
+class StoreDamaged(StoreError):
+    """A store whose files do not hold what its manifest says; `Store.salvage` keeps what is intact."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +81,42 @@ class FileRecord:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class Survey:
+    """A store's files measured against its manifest (`survey`); a sound store has no problems."""
+
+    intact: list[FileRecord]  # songs whose table line and fingerprint rows are whole, in storage order
+    line_ends: list[int]  # bytes of the files table up to the end of each intact song's line
+    prefix: bool  # the intact songs are the table's first lines, with rows contiguous from 0
+    held_rows: int  # whole fingerprint rows in the vectors file (the manifest's count at most)
+    lost: list[str]  # paths of the songs whose record is readable but whose rows are not stored whole
+    unreadable: list[int]  # files-table lines (from 1) that are not a song record
+    index_damaged: bool  # an index file is missing, or the index counts rows that are not stored
+    model_missing: bool
+    problems: list[str]  # one line each, naming the file
+
+
+@dataclass(frozen=True)
+class Salvage:
+    """What `Store.salvage` found and kept; nothing is written until the store commits."""
+
+    store: Store  # writable; holds the intact songs, or none after `start_over`
+    problems: list[str]  # what the check found, one line each naming the file
+    lost: list[str]  # paths of the songs no longer stored
+    unreadable: int  # songs dropped whose record could not be read (their paths are unknown)
+    rows_cut: int  # fingerprint rows dropped
+    index_dropped: bool  # the manifest names no index now; the next index update rebuilds it from the store
+    model_missing: bool  # the model copy must be restored (`restore_model`)
+
+
 class Store:
     """Fingerprints and files of one folder; open read-only, or writable under the lock."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[bytes] | None) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[bytes] | None, files: list[FileRecord]) -> None:
         self.root = root
         self.manifest = manifest
         self._lock = lock
-        self.files: list[FileRecord] = self._read_files()
+        self.files = list(files)
         self._by_sha = {f.sha: f for f in self.files}
         self._by_path = {f.path: f for f in self.files}
         self._vectors: np.ndarray | None = None
@@ -100,22 +150,87 @@ class Store:
             "files_bytes": 0,
             "index": None,
         }
-        store = cls(root, manifest, lock)
+        store = cls(root, manifest, lock, [])
         store.commit()
         return store
 
     @classmethod
     def open(cls, root: str | Path, writable: bool = False) -> Store:
-        """Open an existing store; `writable` takes the lock and cuts off an interrupted run's tail."""
+        """Open an existing store; `writable` takes the lock and cuts off an interrupted run's tail.
+
+        Raises `StoreDamaged` naming the file when the files do not hold what the manifest says.
+        """
         root = Path(root)
         manifest = read_manifest(root)
         lock = _acquire(root) if writable else None
-        if lock is not None:
-            manifest = read_manifest(root)  # another writer may have committed while we waited
-        store = cls(root, manifest, lock)
+        try:
+            if lock is not None:
+                manifest = read_manifest(root)  # another writer may have committed while we waited
+            found = survey(root, manifest)
+            if found.problems:
+                raise StoreDamaged(damage_message(root, manifest, found))
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        store = cls(root, manifest, lock, found.intact)
         if writable:
             store._truncate_to_manifest()
         return store
+
+    @classmethod
+    def salvage(cls, root: str | Path, keep_songs: bool = True) -> Salvage:
+        """Open `root` for writing whatever its check finds, keeping every intact song.
+
+        Intact songs that are the table's first lines stay where they are (the damaged tail is
+        cut off at the next commit); otherwise they are copied into a new generation of files.
+        An index that is damaged or counts rows no longer stored is dropped, for the next index
+        update to rebuild from the stored fingerprints. `keep_songs=False` starts over instead.
+        Nothing is on disk until `commit`.
+        """
+        root = Path(root)
+        read_manifest(root)
+        lock = _acquire(root)
+        try:
+            manifest = read_manifest(root)
+            found = survey(root, manifest)
+            store = cls(root, manifest, lock, found.intact)
+            return store._keep(found, keep_songs)
+        except BaseException:
+            lock.close()
+            raise
+
+    def _keep(self, found: Survey, keep_songs: bool) -> Salvage:
+        """Make this store hold the intact songs of `found` (or none), uncommitted."""
+        rows_before, meta = self.rows, self.index_meta
+        if not keep_songs:
+            self.start_over()  # asked for: nothing counts as lost
+        elif found.prefix:
+            kept_bytes = found.line_ends[-1] if found.intact else 0
+            self.manifest.update(rows=sum(f.count for f in self.files), songs=len(self.files), files_bytes=kept_bytes)
+        else:
+            old = self.read_rows(0, found.held_rows)  # the current generation, before starting over
+            self.start_over()
+            for f in found.intact:
+                self.append(f.path, f.duration_s, f.sha, f.size, f.mtime_ns, old[f.first_row : f.first_row + f.count])
+        moved = found.index_damaged or not found.prefix or not keep_songs
+        if meta is not None and (moved or int(meta["rows"]) > self.rows):
+            self.set_index(None)
+        return Salvage(
+            store=self,
+            problems=found.problems,
+            lost=found.lost if keep_songs else [],
+            unreadable=len(found.unreadable) if keep_songs else 0,
+            rows_cut=max(0, rows_before - self.rows) if keep_songs else 0,
+            index_dropped=meta is not None and self.index_meta is None,
+            model_missing=found.model_missing,
+        )
+
+    def restore_model(self, model_file: str | Path) -> None:
+        """Copy a checkpoint in as the store's model (the caller checks it is the same model)."""
+        self._require_writable()
+        _atomic_copy(Path(model_file), self.root / MODEL_FILE)
+        self.manifest["model_file"] = MODEL_FILE
 
     def close(self) -> None:
         self.close_writers()
@@ -194,6 +309,7 @@ class Store:
         return None
 
     # ---- writing -------------------------------------------------------------------------
+    @uninterruptible  # a stop signal lands between songs, so everything appended can be committed
     def append(
         self, path: str, duration_s: float, sha: str, size: int, mtime_ns: int, prints: np.ndarray
     ) -> FileRecord:
@@ -233,6 +349,7 @@ class Store:
         )
         self.files, self._by_sha, self._by_path, self._vectors = [], {}, {}, None
 
+    @uninterruptible
     def commit(self) -> None:
         """Sync the data files, then atomically replace the manifest and delete unreferenced files."""
         self._require_writable()
@@ -244,6 +361,7 @@ class Store:
                 handle.flush()
                 os.fsync(handle.fileno())
         _atomic_write_json(self.root / MANIFEST, self.manifest)
+        self._truncate_to_manifest()  # bytes a salvage cut off
         self._collect_garbage()
 
     def close_writers(self) -> None:
@@ -256,19 +374,6 @@ class Store:
         if self._lock is None:
             raise StoreError(f"{self.root}: opened read-only")
 
-    def _read_files(self) -> list[FileRecord]:
-        path = self.root / self.manifest["files"]
-        if not path.exists():
-            return []
-        with open(path, "rb") as f:
-            data = f.read(int(self.manifest["files_bytes"]))
-        records = [FileRecord(**json.loads(line)) for line in data.decode("utf-8").splitlines()]
-        if len(records) != int(self.manifest["songs"]):
-            raise StoreError(
-                f"{self.root}: files table holds {len(records)} songs, manifest says {self.manifest['songs']}"
-            )
-        return records
-
     def _truncate_to_manifest(self) -> None:
         """Cut off what an interrupted writer appended after the last commit."""
         for name, size in (
@@ -277,7 +382,7 @@ class Store:
         ):
             path = self.root / self.manifest[name]
             if path.exists() and path.stat().st_size > size:
-                log.info("%s: discarding %d bytes of an interrupted run", path, path.stat().st_size - size)
+                log.info("%s: discarding %d bytes past the last commit", path, path.stat().st_size - size)
                 with open(path, "r+b") as f:
                     f.truncate(size)
 
@@ -302,7 +407,108 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise StoreError(f"{path}: unreadable manifest ({err})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
         raise StoreError(f"{path}: unknown database format")
+    index = manifest.get("index")
+    index_ok = index is None or (
+        isinstance(index, dict) and isinstance(index.get("files"), list) and isinstance(index.get("rows"), int)
+    )
+    for key, kind in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (key == "index" and not index_ok):
+            raise StoreError(f"{path}: unreadable manifest (no valid {key!r}); index the songs again into a new folder")
     return manifest
+
+
+def survey(root: Path, manifest: dict[str, Any]) -> Survey:
+    """Check a store's files against its manifest: sizes, row counts, the files table, index and model files."""
+    rows, songs, want = int(manifest["rows"]), int(manifest["songs"]), int(manifest["files_bytes"])
+    problems: list[str] = []
+    vectors = root / manifest["vectors"]
+    row_bytes = int(manifest["dim"]) * VECTOR_DTYPE.itemsize
+    held = min(rows, vectors.stat().st_size // row_bytes) if vectors.exists() else 0
+    if not vectors.exists() and rows:
+        problems.append(f"{vectors}: missing (the manifest counts {rows} fingerprint rows)")
+    elif held < rows:
+        problems.append(f"{vectors}: holds {held} of the {rows} fingerprint rows the manifest counts (cut short)")
+    table = root / manifest["files"]
+    data = b""
+    if table.exists():
+        with open(table, "rb") as f:
+            data = f.read(want)
+    if not table.exists() and want:
+        problems.append(f"{table}: missing (the manifest counts {songs} songs)")
+    elif len(data) < want:
+        problems.append(f"{table}: holds {len(data)} of the {want} bytes the manifest counts (cut short)")
+
+    intact: list[FileRecord] = []
+    line_ends: list[int] = []
+    lost: list[str] = []
+    unreadable: list[int] = []
+    prefix, hole, next_row, end, outside = True, False, 0, 0, 0
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the text after the last newline
+    for number, line in enumerate(lines, start=1):
+        end += len(line) + 1
+        record = _parse_record(line) if end <= len(data) else None  # a last line without its newline is cut short
+        if record is None:
+            unreadable.append(number)
+            hole = True
+        elif record.first_row < next_row or record.first_row + record.count > held:
+            lost.append(record.path)
+            outside = outside or number
+            hole = True
+        else:
+            prefix = prefix and not hole and record.first_row == next_row
+            intact.append(record)
+            line_ends.append(end)
+            next_row = record.first_row + record.count
+    if unreadable:
+        problems.append(f"{table}: line {unreadable[0]} is not a song record")
+    if outside and held == rows:
+        problems.append(f"{table}: line {outside} names fingerprint rows that are not stored")
+    if not problems and (len(lines) != songs or next_row != rows or not prefix):
+        counted = f"the manifest counts {songs} and {rows}"
+        problems.append(f"{table}: holds {len(lines)} songs and {next_row} rows, {counted}")
+
+    meta = manifest.get("index")
+    index_damaged = False
+    if meta:
+        for name in meta["files"]:
+            if not (root / name).exists():
+                problems.append(f"{root / name}: missing (the manifest's index)")
+                index_damaged = True
+        if int(meta["rows"]) > rows:
+            problems.append(f"{root / meta['files'][0]}: indexes {meta['rows']} rows, the manifest stores {rows}")
+            index_damaged = True
+    model = root / manifest["model_file"]
+    if not model.exists():
+        problems.append(f"{model}: missing (the database's copy of its model)")
+    return Survey(intact, line_ends, prefix, held, lost, unreadable, index_damaged, not model.exists(), problems)
+
+
+def damage_message(root: Path, manifest: dict[str, Any], found: Survey) -> str:
+    """One line: the first problem, how many more, and the command that repairs them."""
+    more = len(found.problems) - 1
+    also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    fix = f"fpkit index --db {root} --repair"
+    if found.model_missing:
+        fix += f" --model CHECKPOINT (the model it was built with, id {manifest['model_id']})"
+    return f"{found.problems[0]}{also}; run {fix}"
+
+
+def _parse_record(line: bytes) -> FileRecord | None:
+    """A files-table line as a record, or None when it is not one (garbled, cut short, wrong fields)."""
+    try:
+        data = json.loads(line)
+        record = FileRecord(**data)
+    except (ValueError, TypeError):
+        return None
+    whole = all(isinstance(v, int) and v >= 0 for v in (record.first_row, record.count, record.size, record.mtime_ns))
+    if not (whole and isinstance(record.path, str) and isinstance(record.sha, str) and record.count > 0):
+        return None
+    if not isinstance(record.duration_s, (int, float)):
+        return None
+    return record
 
 
 def atomic_path(path: Path) -> Path:
