@@ -15,7 +15,7 @@ def test_blocks_arrive_in_file_order_equal_to_decoding_here(tmp_path: Path) -> N
     with BackgroundDecoder(paths, 8000) as decoder:
         for path, blocks in decoder.files():
             np.testing.assert_array_equal(np.concatenate(list(blocks)), load_audio(path, 8000))
-    assert not decoder.process.is_alive()
+    assert not decoder.thread.is_alive()
 
 
 def test_a_bad_file_fails_alone(tmp_path: Path) -> None:
@@ -31,10 +31,10 @@ def test_a_bad_file_fails_alone(tmp_path: Path) -> None:
         assert path == good and sum(len(b) for b in blocks) == 3 * 8000
 
 
-def test_closing_early_stops_the_process(tmp_path: Path) -> None:
+def test_closing_early_stops_the_thread(tmp_path: Path) -> None:
     paths = [write_audio(tmp_path / f"{i}.wav", make_song(60.0, 8000, seed=i), 8000) for i in range(4)]
     decoder = BackgroundDecoder(paths, 8000)
     _, blocks = next(decoder.files())
     next(blocks)
     decoder.close()
-    assert not decoder.process.is_alive()
+    assert not decoder.thread.is_alive()
