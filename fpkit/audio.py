@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +21,8 @@ import torch
 import torchaudio.functional as AF
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
+RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
+RAW_SAMPLE = np.dtype("<f4")  # raw streams are 32-bit little-endian float, mono (ffmpeg -f f32le -ac 1)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 # libsndfile quietly shortens a WAV or AIFF whose data chunk runs past the end of the file; only its log says so.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
@@ -98,6 +101,37 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
         raise
     except Exception as err:
         raise AudioError(f"{path}: {_reason(err)}") from None
+
+
+def iter_raw_blocks(
+    stream: BinaryIO, source_rate: int, sample_rate: int, name: str = "<stdin>", block_s: float = RAW_BLOCK_S
+) -> Iterator[np.ndarray]:
+    """Yield consecutive mono float32 blocks at `sample_rate` Hz of raw f32le mono samples at `source_rate` Hz.
+
+    For pipes and live streams (`ffmpeg -i URL -f f32le -ac 1 -ar 8000 -`): blocks are yielded
+    as the samples arrive. Raises `AudioError` naming `name` for samples that are not finite (a
+    stream in another sample format reads as such) and for a stream that ends inside a sample.
+    """
+    if source_rate < 1:
+        raise AudioError(f"{name}: sample rate must be positive, not {source_rate}")
+    resampler = _StreamResampler(source_rate, sample_rate)
+    block_bytes = resampler.align(max(1, int(block_s * source_rate))) * RAW_SAMPLE.itemsize
+    pending = b""
+    while chunk := stream.read(block_bytes):
+        pending += chunk
+        whole = len(pending) // RAW_SAMPLE.itemsize * RAW_SAMPLE.itemsize
+        samples = np.frombuffer(pending[:whole], dtype=RAW_SAMPLE).astype(np.float32)
+        pending = pending[whole:]
+        if not np.isfinite(samples).all():
+            raise AudioError(f"{name}: samples that are not finite numbers (is the stream f32le mono?)")
+        out = resampler.feed(samples)
+        if out.size:
+            yield out
+    if pending:
+        raise AudioError(f"{name}: ends inside a sample ({len(pending)} stray bytes; samples are 4-byte f32le)")
+    tail = resampler.finish()
+    if tail.size:
+        yield tail
 
 
 def _declared_frames(f: sf.SoundFile) -> int:

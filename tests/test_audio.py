@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from fpkit.audio import (
     crop,
     find_audio_files,
     iter_audio_blocks,
+    iter_raw_blocks,
     load_audio,
     segment_starts,
 )
@@ -71,6 +74,40 @@ def test_streaming_resampler_other_rate_pairs(tmp_path: Path, source_rate: int, 
     whole = AF.resample(torch.from_numpy(sf_data), source_rate, target_rate).numpy()
     assert len(streamed) == len(whole)
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+class Trickle(io.RawIOBase):
+    """A pipe that hands out at most `most` bytes per read, as a live stream does."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self.data, self.most = data, most
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.most, len(self.data))
+        buffer[:n], self.data = self.data[:n], self.data[n:]
+        return n
+
+
+@pytest.mark.parametrize("source_rate", [8000, 16000, 44100])
+def test_raw_stream_equals_resampling_the_whole_signal(source_rate: int) -> None:
+    rng = np.random.default_rng(source_rate)
+    source = (0.3 * rng.standard_normal(int(2.3 * source_rate) + 1)).astype("<f4")
+    stream = Trickle(source.tobytes(), most=1001)  # reads end inside samples
+    blocks = list(iter_raw_blocks(stream, source_rate, MODEL_RATE, "live", block_s=0.25))
+    assert len(blocks) >= 4
+    whole = AF.resample(torch.from_numpy(source.astype(np.float32)), source_rate, MODEL_RATE).numpy()
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
+
+
+def test_raw_stream_that_is_not_f32le_is_named() -> None:
+    with pytest.raises(AudioError, match="live: ends inside a sample"):
+        list(iter_raw_blocks(io.BytesIO(np.zeros(100, "<f4").tobytes() + b"xy"), 8000, 8000, "live"))
+    with pytest.raises(AudioError, match="live: samples that are not finite"):
+        list(iter_raw_blocks(io.BytesIO(np.full(100, np.nan, "<f4").tobytes()), 8000, 8000, "live"))
+    assert list(iter_raw_blocks(io.BytesIO(b""), 8000, 8000)) == []
 
 
 def test_default_blocks_equal_small_blocks(tmp_path: Path) -> None:
