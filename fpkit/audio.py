@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import torchaudio.functional as AF
 BLOCK_S = 30.0  # seconds of source audio decoded per block
 RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
 RAW_SAMPLE = np.dtype("<f4")  # raw streams are 32-bit little-endian float, mono (ffmpeg -f f32le -ac 1)
+READ_AHEAD = 2  # blocks a background reader may hold ready (`read_ahead`)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 # libsndfile quietly shortens a WAV or AIFF whose data chunk runs past the end of the file; only its log says so.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
@@ -132,6 +135,45 @@ def iter_raw_blocks(
     tail = resampler.finish()
     if tail.size:
         yield tail
+
+
+def read_ahead(blocks: Iterator[np.ndarray], depth: int = READ_AHEAD) -> Iterator[np.ndarray]:
+    """`blocks`, read by a background thread up to `depth` blocks ahead of the consumer.
+
+    Decoding and resampling release the GIL, so the next blocks are read while the caller works
+    on this one. An exception raised while reading reaches the consumer where it happened in
+    the sequence; a consumer that stops early stops the reader at its next block.
+    """
+    ready: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def hand_over(item: np.ndarray | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for block in blocks:
+                if not hand_over(block):
+                    return
+        except BaseException as err:  # handed to the consumer, who raises it
+            hand_over(err)
+            return
+        hand_over(None)
+
+    threading.Thread(target=read, name="fpkit-read-ahead", daemon=True).start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _declared_frames(f: sf.SoundFile) -> int:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fpkit.audio import (
     iter_audio_blocks,
     iter_raw_blocks,
     load_audio,
+    read_ahead,
     segment_starts,
 )
 
@@ -108,6 +110,34 @@ def test_raw_stream_that_is_not_f32le_is_named() -> None:
     with pytest.raises(AudioError, match="live: samples that are not finite"):
         list(iter_raw_blocks(io.BytesIO(np.full(100, np.nan, "<f4").tobytes()), 8000, 8000, "live"))
     assert list(iter_raw_blocks(io.BytesIO(b""), 8000, 8000)) == []
+
+
+def test_read_ahead_keeps_order_and_raises_where_reading_failed() -> None:
+    def blocks():
+        for i in range(5):
+            yield np.full(3, i, np.float32)
+        raise AudioError("x.wav: truncated")
+
+    got = []
+    with pytest.raises(AudioError, match="truncated"):
+        for block in read_ahead(blocks(), depth=2):
+            got.append(int(block[0]))
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
+    produced = []
+
+    def blocks():
+        for i in range(1000):
+            produced.append(i)
+            yield np.zeros(1, np.float32)
+
+    ahead = read_ahead(blocks(), depth=1)
+    next(ahead)
+    ahead.close()
+    time.sleep(0.5)
+    assert len(produced) < 10
 
 
 def test_default_blocks_equal_small_blocks(tmp_path: Path) -> None:
