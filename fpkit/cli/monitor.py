@@ -14,7 +14,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from fpkit.audio import AudioError, audio_info, iter_audio_blocks, iter_raw_blocks
+from fpkit.audio import AudioError, audio_info, iter_audio_blocks, iter_raw_blocks, read_ahead
 from fpkit.cli.common import err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
@@ -28,7 +28,7 @@ from fpkit.cli.dbopts import (
 )
 from fpkit.cli.search import Format
 from fpkit.db import Database, DatabaseError, Searcher
-from fpkit.monitor import Monitor, Span
+from fpkit.monitor import FILE_BLOCK_S, Monitor, Span
 
 STDIN = "-"
 FIELDS = ["recording", "start_s", "end_s", "match", "offset_s", "score"]
@@ -93,7 +93,9 @@ def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate:
     if recording == STDIN:
         blocks, total_s = iter_raw_blocks(sys.stdin.buffer, stdin_rate, sample_rate, name), None
     else:
-        blocks, total_s = iter_audio_blocks(recording, sample_rate), _duration_or_none(recording)
+        blocks = iter_audio_blocks(recording, sample_rate, FILE_BLOCK_S)
+        total_s = _duration_or_none(recording)
+    blocks = read_ahead(blocks)  # decoding goes on while the model works
     session = watcher.session(name)
     writer.begin(name)
     with _progress() as progress:
