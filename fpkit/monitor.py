@@ -10,20 +10,21 @@ song). `SpanTracker` turns the alignments into spans:
    (`alignment_similarities`).
 2. A best path through "no song" and the candidates (`best_path`): a segment on an alignment
    earns its similarity minus `SEGMENT_LEVEL`, "no song" earns 0, every change costs
-   `SWITCH_PENALTY`. Boundaries land where the evidence turns, to a segment or two; a short dip
-   inside a song or a short lucky stretch of unknown audio does not pay for two changes.
+   `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
+   evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
+   unknown audio does not pay for two changes.
 3. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
    clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
 4. A span is kept when `span_decision` accepts it: the search's score and threshold, with the
    span taken as one query.
 
-Decisions wait `LAG_S` seconds of audio past a segment, then are final: spans are reported as
-they close, and memory holds that lag, not the recording.
+A segment's label is final once `LAG_S` seconds of audio after it have been seen: spans are
+reported as they close, and memory holds that lag, not the recording.
 """
 
 from __future__ import annotations
 
-import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -35,11 +36,9 @@ from fpkit.db.search import Searcher, SongTable
 from fpkit.fingerprint import SILENCE_PEAK, embed_at
 from fpkit.model import Fingerprinter
 
-log = logging.getLogger(__name__)
-
 LAG_S = 20.0  # audio seen past a segment before its label is final
-STEP_S = 10.0  # audio gathered before the model runs: batches stay large when a stream trickles in
-FILE_BLOCK_S = 120.0  # seconds decoded at once from a file: the index is searched in large batches
+STEP_S = 10.0  # a live stream is fingerprinted and searched this often, seconds
+FILE_BLOCK_S = 120.0  # audio fingerprinted and searched at once when it comes faster than live, seconds
 # A segment on an alignment earns (similarity - SEGMENT_LEVEL). At 0.65 a segment clears the level
 # once about half of it is in the song, so span edges fall where the song starts and stops: on songs
 # held out from the shipped model's training, at 10 dB SNR, the edges came out 0.06 s late and 0.00 s
@@ -190,8 +189,8 @@ class _OpenSpan:
 class SpanTracker:
     """Turns per-segment fingerprints and index hits into spans, as the segments arrive.
 
-    `push` the fingerprints (n, d) of consecutive segments with their hits (n, k); spans come
-    back once `lag` more segments have been seen after their end. `finish` closes the rest.
+    `push` the fingerprints (n, d) of consecutive segments with their hits (n, k); a span comes
+    back once `lag` to 2 `lag` segments after its end have been seen. `finish` closes the rest.
     """
 
     def __init__(
@@ -210,7 +209,7 @@ class SpanTracker:
         self.audio = audio
         self.search = search
         self.gaps = gaps
-        self.lag = lag if lag is not None else round(LAG_S / audio.hop_s)
+        self.lag = max(1, lag if lag is not None else round(LAG_S / audio.hop_s))
         dim = vectors.shape[1]
         self._prints = np.zeros((0, dim), dtype=np.float32)
         self._rows = np.zeros((0, search.segment_k), dtype=np.int64)
@@ -221,20 +220,20 @@ class SpanTracker:
         self._duration_s: float | None = None
 
     def push(self, prints: np.ndarray, hit_rows: np.ndarray, hit_sims: np.ndarray) -> list[Span]:
+        self._prints = np.concatenate([self._prints, prints])
+        self._rows = np.concatenate([self._rows, hit_rows])
+        self._sims = np.concatenate([self._sims, hit_sims])
         spans: list[Span] = []
-        # A lag's worth at a time: the buffer, and the candidates it must hold, stay small.
-        step = max(self.lag, 1)
-        for a in range(0, len(prints), step):
-            self._prints = np.concatenate([self._prints, prints[a : a + step]])
-            self._rows = np.concatenate([self._rows, hit_rows[a : a + step]])
-            self._sims = np.concatenate([self._sims, hit_sims[a : a + step]])
-            spans += self._decide(len(self._prints) - self.lag)
+        # A lag's worth at a time, each decided on the lag after it: the same labels however the
+        # segments arrive, and few candidates to follow at once.
+        while len(self._prints) >= 2 * self.lag:
+            spans += self._decide(self.lag, 2 * self.lag)
         return spans
 
     def finish(self, duration_s: float) -> list[Span]:
         """Decide every remaining segment and close the last span; the recording lasted `duration_s`."""
         self._duration_s = duration_s
-        spans = self._decide(len(self._prints))
+        spans = self._decide(len(self._prints), len(self._prints))
         if self._open is not None:
             spans += self._close(self._open)
             self._open = None
@@ -243,19 +242,20 @@ class SpanTracker:
         self._covered_s = duration_s
         return spans
 
-    def _decide(self, commit: int) -> list[Span]:
-        """Label the buffered segments, make the first `commit` final and drop them."""
+    def _decide(self, commit: int, seen: int) -> list[Span]:
+        """Label the first `seen` buffered segments, make the first `commit` of them final and drop those."""
         if commit <= 0:
             return []
         songs = self.songs
-        found = candidate_alignments(self._rows, self._sims, self._origin, songs, MAX_CANDIDATES, MIN_HITS)
+        rows, hit_sims, prints = self._rows[:seen], self._sims[:seen], self._prints[:seen]
+        found = candidate_alignments(rows, hit_sims, self._origin, songs, MAX_CANDIDATES, MIN_HITS)
         initial = -1
         if self._open is not None:
             initial = found.find(self._open.song, self._open.last_diag)
             if initial < 0:  # the open span's alignment stays a candidate while it lasts
                 found = Alignments(np.append(found.song, self._open.song), np.append(found.diag, self._open.last_diag))
                 initial = len(found) - 1
-        sims = alignment_similarities(self._prints, self._origin, found, self.vectors, songs)  # (K, n)
+        sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
         labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
@@ -423,6 +423,7 @@ class MonitorSession:
         )
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
+        self._last_run = time.monotonic()
         self._closed = False
 
     @property
@@ -434,9 +435,15 @@ class MonitorSession:
         """Mono float32 samples (n,) at the model rate; returns the spans that closed."""
         self._pending.append(block)
         self._pending_samples += len(block)
-        if self._pending_samples < STEP_S * self.audio.sample_rate:
+        pending_s = self._pending_samples / self.audio.sample_rate
+        # A live stream is worked on every STEP_S; audio that comes faster (a file piped in)
+        # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster.
+        waited_s = time.monotonic() - self._last_run  # since the last batch was done
+        if pending_s < STEP_S or (pending_s < FILE_BLOCK_S and waited_s < STEP_S):
             return []
-        return self._track(self.prints.feed(self._take()))
+        spans = self._track(self.prints.feed(self._take()))
+        self._last_run = time.monotonic()
+        return spans
 
     def finish(self) -> list[Span]:
         """The last spans; raises `AudioError` for a recording shorter than one segment or silent."""

@@ -96,7 +96,7 @@ def test_an_excerpt_is_one_span_at_its_offset_however_the_segments_arrive(chunk:
 
 def test_spans_come_in_time_order_and_only_once_their_end_is_certain() -> None:
     songs = Songs([60, 50])
-    prints = np.concatenate([songs.play(1, 0, 20), songs.unknown(8), songs.play(0, 30, 25), songs.unknown(60)])
+    prints = np.concatenate([songs.play(1, 0, 20), songs.unknown(8), songs.play(0, 30, 25), songs.unknown(100)])
     search = SearchConfig(segment_k=5, threshold=0.8)
     tracker = SpanTracker(songs.vectors, songs.table, songs.durations, AUDIO, search)
     sims, rows = songs.index.search(prints, 5)
@@ -105,8 +105,9 @@ def test_spans_come_in_time_order_and_only_once_their_end_is_certain() -> None:
         for span in tracker.push(prints[t : t + 1], rows[t : t + 1], sims[t : t + 1]):
             closed_at[span.song] = t
     assert list(closed_at) == [1, 0]
-    assert closed_at[1] == 20 + tracker.lag  # the first segment after the song, then the lag
-    assert closed_at[0] == 53 + tracker.lag
+    # Reported once the segments a lag after the song's end are in, at most a lag later.
+    assert 20 + tracker.lag <= closed_at[1] < 20 + 2 * tracker.lag
+    assert 53 + tracker.lag <= closed_at[0] < 53 + 2 * tracker.lag
     assert tracker.finish(len(prints) * AUDIO.hop_s) == []
 
 
