@@ -24,9 +24,9 @@ reported as they close, and memory holds that lag, not the recording.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from time import monotonic
 
 import numpy as np
 
@@ -423,7 +423,7 @@ class MonitorSession:
         )
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
-        self._last_run = time.monotonic()
+        self._last_run = monotonic()
         self._closed = False
 
     @property
@@ -438,11 +438,11 @@ class MonitorSession:
         pending_s = self._pending_samples / self.audio.sample_rate
         # A live stream is worked on every STEP_S; audio that comes faster (a file piped in)
         # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster.
-        waited_s = time.monotonic() - self._last_run  # since the last batch was done
+        waited_s = monotonic() - self._last_run  # since the last batch was done
         if pending_s < STEP_S or (pending_s < FILE_BLOCK_S and waited_s < STEP_S):
             return []
         spans = self._track(self.prints.feed(self._take()))
-        self._last_run = time.monotonic()
+        self._last_run = monotonic()
         return spans
 
     def finish(self) -> list[Span]:

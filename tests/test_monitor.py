@@ -10,6 +10,7 @@ from conftest import TINY
 from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
 from synth import make_song, write_songs
 
+import fpkit.monitor
 from fpkit.audio import AudioError, segment_starts
 from fpkit.config import AudioConfig, SearchConfig, config_from_dict
 from fpkit.db import Searcher
@@ -17,7 +18,10 @@ from fpkit.db.search import SongTable
 from fpkit.fingerprint import embed_at
 from fpkit.model import build_model
 from fpkit.monitor import (
+    FILE_BLOCK_S,
     JUMP_PENALTY,
+    LAG_S,
+    STEP_S,
     SWITCH_PENALTY,
     Alignments,
     Monitor,
@@ -286,3 +290,22 @@ def test_monitor_reports_the_spans_before_a_failure(monitor: Monitor) -> None:
     with pytest.raises(AudioError, match="broken"):
         spans.extend(monitor.run(failing(), "broken"))
     assert [s.song for s in spans] == [0]
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_stream_gets_its_spans_while_it_goes_on(
+    monitor: Monitor, monkeypatch: pytest.MonkeyPatch, live: bool
+) -> None:
+    clock = iter(range(10**6))  # a live stream: one second of audio per second
+    if live:
+        monkeypatch.setattr(fpkit.monitor, "monotonic", lambda: float(next(clock)))
+    wave = np.concatenate([excerpt(make_song(SONG_S, RATE, 1), 2.0, 12.0), make_song(170.0, RATE, 100)])
+    session = monitor.session("stream")
+    reported_at = {}
+    for second, block in enumerate(blocks(wave, RATE), start=1):
+        for span in session.feed(block):
+            reported_at[span.song] = second
+    assert list(reported_at) == [1]
+    # The span ends at 12 s; live, it is out within twice the lag plus a step, not when the stream stops.
+    assert reported_at[1] <= (12 + 2 * LAG_S + STEP_S if live else FILE_BLOCK_S + STEP_S)
+    assert session.finish() == []
