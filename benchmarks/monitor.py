@@ -16,7 +16,7 @@ included, timed) and scores the spans against the truth:
   share of the monitor's work) and `fpkit search` of the recording cut into 10 s clips (the way
   to do it without the monitor), so that figures from a busy machine can be put in proportion.
 
-    python benchmarks/monitor.py --db /tmp/mon/db --songs ../shared/data/music/test \\
+    python benchmarks/monitor.py --db test-db --songs ../shared/data/music/test \\
         --unknown ../shared/data/music/train --noise ../shared/data/noise/test --recordings 3 --repeats 3 --baseline
 
 The database is built from `--songs` with `fpkit index` when it does not exist. Recordings are
