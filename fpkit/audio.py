@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -21,6 +24,9 @@ import torchaudio.functional as AF
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
 TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
+RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
+RAW_SAMPLE = np.dtype("<f4")  # raw streams are 32-bit little-endian float, mono (ffmpeg -f f32le -ac 1)
+READ_AHEAD = 2  # blocks a background reader may hold ready (`read_ahead`)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 # libsndfile quietly shortens a WAV or AIFF whose data chunk runs past the end of the file; only its log says so.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
@@ -100,6 +106,76 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
         raise
     except Exception as err:
         raise AudioError(f"{path}: {_reason(err)}") from None
+
+
+def iter_raw_blocks(
+    stream: BinaryIO, source_rate: int, sample_rate: int, name: str = "<stdin>", block_s: float = RAW_BLOCK_S
+) -> Iterator[np.ndarray]:
+    """Yield consecutive mono float32 blocks at `sample_rate` Hz of raw f32le mono samples at `source_rate` Hz.
+
+    For pipes and live streams (`ffmpeg -i URL -f f32le -ac 1 -ar 8000 -`): blocks are yielded
+    as the samples arrive. Raises `AudioError` naming `name` for samples that are not finite (a
+    stream in another sample format reads as such) and for a stream that ends inside a sample.
+    """
+    if source_rate < 1:
+        raise AudioError(f"{name}: sample rate must be positive, not {source_rate}")
+    resampler = _StreamResampler(source_rate, sample_rate)
+    block_bytes = resampler.align(max(1, int(block_s * source_rate))) * RAW_SAMPLE.itemsize
+    pending = b""
+    while chunk := stream.read(block_bytes):
+        pending += chunk
+        whole = len(pending) // RAW_SAMPLE.itemsize * RAW_SAMPLE.itemsize
+        samples = np.frombuffer(pending[:whole], dtype=RAW_SAMPLE).astype(np.float32)
+        pending = pending[whole:]
+        if not np.isfinite(samples).all():
+            raise AudioError(f"{name}: samples that are not finite numbers (is the stream f32le mono?)")
+        out = resampler.feed(samples)
+        if out.size:
+            yield out
+    if pending:
+        raise AudioError(f"{name}: ends inside a sample ({len(pending)} stray bytes; samples are 4-byte f32le)")
+    tail = resampler.finish()
+    if tail.size:
+        yield tail
+
+
+def read_ahead(blocks: Iterator[np.ndarray], depth: int = READ_AHEAD) -> Iterator[np.ndarray]:
+    """`blocks`, read by a background thread up to `depth` blocks ahead of the consumer.
+
+    Decoding and resampling release the GIL, so the next blocks are read while the caller works
+    on this one. An exception raised while reading reaches the consumer where it happened in
+    the sequence; a consumer that stops early stops the reader at its next block.
+    """
+    ready: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def hand_over(item: np.ndarray | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for block in blocks:
+                if not hand_over(block):
+                    return
+        except BaseException as err:  # handed to the consumer, who raises it
+            hand_over(err)
+            return
+        hand_over(None)
+
+    threading.Thread(target=read, name="fpkit-read-ahead", daemon=True).start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _declared_frames(f: sf.SoundFile) -> int:

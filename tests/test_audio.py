@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import io
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +21,9 @@ from fpkit.audio import (
     crop,
     find_audio_files,
     iter_audio_blocks,
+    iter_raw_blocks,
     load_audio,
+    read_ahead,
     segment_starts,
 )
 
@@ -72,6 +77,68 @@ def test_streaming_resampler_other_rate_pairs(tmp_path: Path, source_rate: int, 
     whole = AF.resample(torch.from_numpy(sf_data), source_rate, target_rate).numpy()
     assert len(streamed) == len(whole)
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+class Trickle(io.RawIOBase):
+    """A pipe that hands out at most `most` bytes per read, as a live stream does."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self.data, self.most = data, most
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.most, len(self.data))
+        buffer[:n], self.data = self.data[:n], self.data[n:]
+        return n
+
+
+@pytest.mark.parametrize("source_rate", [8000, 16000, 44100])
+def test_raw_stream_equals_resampling_the_whole_signal(source_rate: int) -> None:
+    rng = np.random.default_rng(source_rate)
+    source = (0.3 * rng.standard_normal(int(2.3 * source_rate) + 1)).astype("<f4")
+    stream = Trickle(source.tobytes(), most=1001)  # reads end inside samples
+    blocks = list(iter_raw_blocks(stream, source_rate, MODEL_RATE, "live", block_s=0.25))
+    assert len(blocks) >= 4
+    whole = AF.resample(torch.from_numpy(source.astype(np.float32)), source_rate, MODEL_RATE).numpy()
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
+
+
+def test_raw_stream_that_is_not_f32le_is_named() -> None:
+    with pytest.raises(AudioError, match="live: ends inside a sample"):
+        list(iter_raw_blocks(io.BytesIO(np.zeros(100, "<f4").tobytes() + b"xy"), 8000, 8000, "live"))
+    with pytest.raises(AudioError, match="live: samples that are not finite"):
+        list(iter_raw_blocks(io.BytesIO(np.full(100, np.nan, "<f4").tobytes()), 8000, 8000, "live"))
+    assert list(iter_raw_blocks(io.BytesIO(b""), 8000, 8000)) == []
+
+
+def test_read_ahead_keeps_order_and_raises_where_reading_failed() -> None:
+    def blocks():
+        for i in range(5):
+            yield np.full(3, i, np.float32)
+        raise AudioError("x.wav: truncated")
+
+    got = []
+    with pytest.raises(AudioError, match="truncated"):
+        for block in read_ahead(blocks(), depth=2):
+            got.append(int(block[0]))
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
+    produced = []
+
+    def blocks():
+        for i in range(1000):
+            produced.append(i)
+            yield np.zeros(1, np.float32)
+
+    ahead = read_ahead(blocks(), depth=1)
+    next(ahead)
+    ahead.close()
+    time.sleep(0.5)
+    assert len(produced) < 10
 
 
 def test_default_blocks_equal_small_blocks(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ from fpkit.cli.eval import eval_command
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
 from fpkit.cli.info import info
+from fpkit.cli.monitor import monitor
 from fpkit.cli.search import search
 from fpkit.cli.train import train
 
 app = typer.Typer(
     name="fpkit",
-    help="Neural audio fingerprinting: train, generate, index, search and evaluate.",
+    help="Neural audio fingerprinting: train, generate, index, search, monitor and evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +28,7 @@ app.command("eval")(interruptible(eval_command))
 app.command("generate")(interruptible(generate))
 app.command("index")(interruptible(index))
 app.command("search")(interruptible(search))
+app.command("monitor")(interruptible(monitor))
 app.command("train")(interruptible(train))
 
 
@@ -43,7 +45,7 @@ def main_options(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
 ) -> None:
-    """Neural audio fingerprinting: train, generate, index, search and evaluate."""
+    """Neural audio fingerprinting: train, generate, index, search, monitor and evaluate."""
     setup_logging(quiet)
 
 

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from conftest import TINY
+from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
+from synth import make_song, write_songs
+
+import fpkit.monitor
+from fpkit.audio import AudioError, segment_starts
+from fpkit.config import AudioConfig, SearchConfig, config_from_dict
+from fpkit.db import Searcher
+from fpkit.db.search import SongTable
+from fpkit.fingerprint import embed_at
+from fpkit.model import build_model
+from fpkit.monitor import (
+    FILE_BLOCK_S,
+    JUMP_PENALTY,
+    LAG_S,
+    STEP_S,
+    SWITCH_PENALTY,
+    Alignments,
+    Monitor,
+    PrintStream,
+    Span,
+    SpanTracker,
+    best_path,
+    candidate_alignments,
+    span_decision,
+    switch_costs,
+)
+
+AUDIO = AudioConfig()  # 1 s segments every 0.5 s
+DIM = 64  # random unit vectors this wide are nearly orthogonal: unknown segments score about 0 +- 0.13
+
+
+# --- the span logic on synthetic fingerprints --------------------------------------------------
+
+
+class Songs:
+    """Stored fingerprints of songs of the given lengths (rows), random unit vectors, with an exact index."""
+
+    def __init__(self, rows: list[int], seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.vectors = _unit(self.rng.standard_normal((sum(rows), DIM)))
+        self.table = SongTable(np.cumsum([0, *rows[:-1]]), np.array(rows))
+        self.durations = np.array(rows, dtype=np.float64) * AUDIO.hop_s + AUDIO.segment_s - AUDIO.hop_s
+        self.index = faiss.IndexFlatIP(DIM)
+        self.index.add(self.vectors)
+
+    def play(self, song: int, first_row: int, count: int) -> np.ndarray:
+        """The recording's prints (count, d) of `song` from row `first_row`: the stored ones, a little noisy."""
+        start = self.table.first_rows[song] + first_row
+        return _unit(self.vectors[start : start + count] + 0.03 * self.rng.standard_normal((count, DIM)))
+
+    def unknown(self, count: int) -> np.ndarray:
+        return _unit(self.rng.standard_normal((count, DIM)))
+
+    def track(self, prints: np.ndarray, chunk: int, gaps: bool = False, threshold: float = 0.8) -> list[Span]:
+        """Every span of a recording made of `prints`, pushed `chunk` segments at a time."""
+        search = SearchConfig(segment_k=5, threshold=threshold)
+        tracker = SpanTracker(self.vectors, self.table, self.durations, AUDIO, search, gaps)
+        sims, rows = self.index.search(prints, search.segment_k)
+        spans: list[Span] = []
+        for a in range(0, len(prints), chunk):
+            spans += tracker.push(prints[a : a + chunk], rows[a : a + chunk], sims[a : a + chunk])
+        seconds = (len(prints) - 1) * AUDIO.hop_s + AUDIO.segment_s
+        return spans + tracker.finish(seconds)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def at(segment: int) -> float:
+    """Where a span starting at (or ending after) this segment boundary is placed: the hop around a centre."""
+    return segment * AUDIO.hop_s + (AUDIO.segment_s - AUDIO.hop_s) / 2
+
+
+def songs_only(spans: list[Span]) -> list[Span]:
+    return [s for s in spans if s.song is not None]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_an_excerpt_is_one_span_at_its_offset_however_the_segments_arrive(chunk: int) -> None:
+    songs = Songs([60, 50])
+    prints = np.concatenate([songs.unknown(10), songs.play(0, 8, 30), songs.unknown(12)])
+    spans = songs.track(prints, chunk)
+    assert len(spans) == 1
+    span = spans[0]
+    assert span.song == 0
+    assert (span.start_s, span.end_s) == (at(10), at(40))
+    assert span.offset_s == pytest.approx(at(10) + (8 - 10) * AUDIO.hop_s, abs=0.05)  # row 8 plays at segment 10
+    assert span.score is not None and span.score > 0.95
+
+
+def test_spans_come_in_time_order_and_only_once_their_end_is_certain() -> None:
+    songs = Songs([60, 50])
+    prints = np.concatenate([songs.play(1, 0, 20), songs.unknown(8), songs.play(0, 30, 25), songs.unknown(100)])
+    search = SearchConfig(segment_k=5, threshold=0.8)
+    tracker = SpanTracker(songs.vectors, songs.table, songs.durations, AUDIO, search)
+    sims, rows = songs.index.search(prints, 5)
+    closed_at = {}
+    for t in range(len(prints)):
+        for span in tracker.push(prints[t : t + 1], rows[t : t + 1], sims[t : t + 1]):
+            closed_at[span.song] = t
+    assert list(closed_at) == [1, 0]
+    # Reported once the segments a lag after the song's end are in, at most a lag later.
+    assert 20 + tracker.lag <= closed_at[1] < 20 + 2 * tracker.lag
+    assert 53 + tracker.lag <= closed_at[0] < 53 + 2 * tracker.lag
+    assert tracker.finish(len(prints) * AUDIO.hop_s) == []
+
+
+def test_a_jump_within_a_song_starts_a_new_span() -> None:
+    songs = Songs([80])
+    # A loop: rows 20-39, then back to row 20 for another 20 segments, then on.
+    prints = np.concatenate([songs.unknown(6), songs.play(0, 20, 20), songs.play(0, 20, 30), songs.unknown(6)])
+    spans = songs.track(prints, chunk=9)
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(6), at(26)), (0, at(26), at(56))]
+    # Row 20 (10 s into the song) plays at segment 6 (3 s) and again at segment 26 (13 s).
+    assert [s.offset_s for s in spans] == pytest.approx([at(6) + 7.0, at(26) - 3.0], abs=0.05)
+
+
+def test_a_short_stray_match_is_not_a_jump() -> None:
+    """One segment that happens to look like another part of the song does not split the span."""
+    songs = Songs([80])
+    played = songs.play(0, 10, 40)
+    played[20] = songs.play(0, 60, 1)[0]
+    spans = songs.track(np.concatenate([songs.unknown(6), played, songs.unknown(6)]), chunk=5)
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(6), at(46))]
+
+
+def test_back_to_back_songs_meet_at_one_boundary() -> None:
+    songs = Songs([60, 50])
+    spans = songs.track(np.concatenate([songs.play(0, 0, 30), songs.play(1, 5, 30)]), chunk=4)
+    assert [s.song for s in spans] == [0, 1]
+    edges = [spans[0].start_s, spans[0].end_s, spans[1].start_s, spans[1].end_s]
+    assert edges == pytest.approx([0.0, at(30), at(30), 30.5], abs=0.01)
+
+
+def test_unknown_audio_gives_no_span() -> None:
+    songs = Songs([60, 50])
+    assert songs.track(songs.unknown(200), chunk=16) == []
+
+
+def test_gaps_fill_the_time_between_spans() -> None:
+    songs = Songs([60, 50])
+    prints = np.concatenate([songs.unknown(10), songs.play(1, 0, 20), songs.unknown(15), songs.play(0, 4, 30)])
+    spans = songs.track(prints, chunk=6, gaps=True)
+    assert [s.song for s in spans] == [None, 1, None, 0]
+    assert spans[0].start_s == 0.0 and spans[-1].end_s == (len(prints) - 1) * AUDIO.hop_s + AUDIO.segment_s
+    assert all(a.end_s == b.start_s for a, b in itertools.pairwise(spans))  # they tile the recording
+    assert all(s.offset_s is None and s.score is None for s in spans if s.song is None)
+
+
+def test_only_gaps_for_a_recording_with_no_known_song() -> None:
+    songs = Songs([60])
+    assert songs.track(songs.unknown(30), chunk=8, gaps=True) == [Span(0.0, 15.5, None, None, None)]
+
+
+def test_a_span_the_decision_rejects_is_not_reported() -> None:
+    songs = Songs([60])
+    prints = np.concatenate([songs.unknown(10), songs.play(0, 0, 30), songs.unknown(10)])
+    assert songs.track(prints, chunk=10, threshold=0.999) == []
+
+
+def test_a_span_does_not_start_before_its_song() -> None:
+    songs = Songs([60])
+    # The song's first row plays at segment 10, a little early on the hop grid.
+    spans = songs.track(np.concatenate([songs.unknown(10), songs.play(0, 0, 30), songs.unknown(10)]), chunk=8)
+    assert spans[0].offset_s is not None and spans[0].offset_s >= 0.0
+
+
+def test_span_decision_follows_the_threshold_for_the_span_length() -> None:
+    search = SearchConfig(threshold_by_length=[[1.0, 0.9], [10.0, 0.7]])
+    assert span_decision(np.full(2, 0.8), AUDIO, search).accepted is False  # 1.5 s: threshold 0.878
+    long = span_decision(np.full(40, 0.8), AUDIO, search)  # 20.5 s: 0.7
+    assert long.accepted and long.score == pytest.approx(0.8)
+
+
+def test_best_path_keeps_a_run_through_a_short_dip_and_skips_a_blip() -> None:
+    gains = np.full((2, 40), -0.5)
+    gains[0, 5:30] = 0.3
+    gains[0, 15:17] = -0.5  # a dip of two segments
+    gains[1, 35] = 1.0  # one lucky segment
+    labels = best_path(gains, switch_costs(Alignments(np.array([0, 1]), np.array([0, 0]))))
+    assert labels.tolist() == [-1] * 5 + [0] * 25 + [-1] * 10
+
+
+def test_best_path_starts_from_the_given_label() -> None:
+    gains = np.full((1, 10), -0.1)
+    costs = switch_costs(Alignments(np.array([0]), np.array([3])))
+    assert best_path(gains, costs, initial=0)[0] == 0  # staying a little costs less than leaving
+    assert best_path(gains, costs, initial=-1).tolist() == [-1] * 10
+
+
+def test_switch_costs_make_a_jump_within_a_song_dearer_than_a_drift() -> None:
+    costs = switch_costs(Alignments(np.array([0, 0, 0, 1]), np.array([5, 6, 40, 5])))
+    assert costs[1, 2] == SWITCH_PENALTY  # one hop of drift
+    assert costs[1, 3] == JUMP_PENALTY  # a jump
+    assert costs[1, 4] == SWITCH_PENALTY  # another song
+    assert costs[0, 1] == costs[1, 0] == SWITCH_PENALTY
+    assert np.all(np.diag(costs) == 0.0)
+
+
+def test_candidate_alignments_need_repeated_hits_and_come_best_first() -> None:
+    table = SongTable(np.array([0, 100]), np.array([100, 50]))
+    # Segments 10-12 hit song 1 at rows 7-9 (diagonal -3) and song 0 at rows 40-42 (diagonal 30) a
+    # little less strongly; one stray hit on row 99.
+    rows = np.array([[107, 40, 99], [108, 41, -1], [109, 42, -1]])
+    sims = np.array([[0.9, 0.8, 0.95], [0.9, 0.8, 0.0], [0.9, 0.8, 0.0]], dtype=np.float32)
+    found = candidate_alignments(rows, sims, 10, table, keep=5, min_hits=2)
+    assert found.song.tolist() == [1, 0] and found.diag.tolist() == [-3, 30]
+    assert found.find(0, 30) == 1 and found.find(0, 31) == -1
+    assert len(candidate_alignments(rows, sims, 10, table, keep=1, min_hits=2)) == 1
+
+
+# --- fingerprinting a stream ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", [{}, {"features": {"framing": "stream", "stft_hop": 250}}])
+def test_print_stream_equals_fingerprinting_the_whole_recording(framing: dict) -> None:
+    config = config_from_dict({**TINY, **framing}, "<tiny>")
+    model = build_model(config).eval()
+    wave = np.concatenate([make_song(7.3, RATE, 1), np.zeros(RATE * 2, np.float32), make_song(3.1, RATE, 2)])
+    stream = PrintStream(model, config.audio, batch_size=16)
+    parts = [stream.feed(wave[a : a + 5171]) for a in range(0, len(wave), 5171)] + [stream.finish()]
+    streamed = np.concatenate(parts)
+    starts = segment_starts(len(wave), config.audio.segment_samples, config.audio.hop_samples)
+    whole = embed_at(model, wave, starts, 16)
+    silent = np.array([np.abs(wave[s : s + RATE]).max() == 0 for s in starts])
+    assert silent.sum() == 2  # the two seconds of digital silence hold two whole segments
+    np.testing.assert_allclose(streamed[~silent], whole[~silent], atol=1e-4)
+    assert np.all(streamed[silent] == 0)  # silence would match any stored silence
+    assert stream.samples == len(wave) and stream.segments == len(starts)
+
+
+# --- monitoring decoded audio with a (tiny, untrained) model ----------------------------------------
+
+
+@pytest.fixture
+def monitor(tmp_path: Path) -> Monitor:
+    model = loaded(save_model(tmp_path / "tiny.pt", db_config(TINY)))
+    songs = write_songs(tmp_path / "songs", 3, SONG_S, RATE)
+    return Monitor(Searcher(indexed_db(tmp_path / "db", songs, model), model))
+
+
+def blocks(wave: np.ndarray, size: int) -> list[np.ndarray]:
+    return [wave[a : a + size] for a in range(0, len(wave), size)]
+
+
+def test_monitor_finds_each_excerpt_in_a_recording(monitor: Monitor) -> None:
+    # The untrained test model needs excerpts on the hop grid; unknown songs are other seeds.
+    wave = np.concatenate(
+        [
+            make_song(6.0, RATE, 100),
+            excerpt(make_song(SONG_S, RATE, 1), 4.0, 10.0),
+            make_song(6.0, RATE, 101),
+            excerpt(make_song(SONG_S, RATE, 2), 3.5, 8.0),
+            excerpt(make_song(SONG_S, RATE, 2), 3.5, 8.0),  # played again: a loop
+            make_song(5.0, RATE, 102),
+        ]
+    )
+    spans = list(monitor.run(blocks(wave, 3 * RATE + 17), "recording"))
+    assert [s.song for s in spans] == [1, 2, 2]
+    truth = [(6.0, 16.0, 4.0), (22.0, 30.0, 3.5), (30.0, 38.0, 3.5)]
+    for span, (start, end, offset) in zip(spans, truth, strict=True):
+        assert abs(span.start_s - start) <= 1.5 and abs(span.end_s - end) <= 1.5
+        assert span.offset_s is not None
+        assert abs((span.offset_s - span.start_s) - (offset - start)) < 0.3  # where the song is, at any time
+
+
+def test_monitor_rejects_a_recording_too_short_or_silent(monitor: Monitor) -> None:
+    with pytest.raises(AudioError, match="short: too short"):
+        list(monitor.run([make_song(0.8, RATE, 1)], "short"))
+    with pytest.raises(AudioError, match="quiet: silent"):
+        list(monitor.run(blocks(np.zeros(5 * RATE, np.float32), RATE), "quiet"))
+
+
+def test_monitor_reports_the_spans_before_a_failure(monitor: Monitor) -> None:
+    def failing() -> list[np.ndarray]:
+        yield excerpt(make_song(SONG_S, RATE, 0), 2.0, 12.0)
+        raise AudioError("broken: truncated")
+
+    spans = []
+    with pytest.raises(AudioError, match="broken"):
+        spans.extend(monitor.run(failing(), "broken"))
+    assert [s.song for s in spans] == [0]
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_stream_gets_its_spans_while_it_goes_on(
+    monitor: Monitor, monkeypatch: pytest.MonkeyPatch, live: bool
+) -> None:
+    clock = iter(range(10**6))  # a live stream: one second of audio per second
+    if live:
+        monkeypatch.setattr(fpkit.monitor, "monotonic", lambda: float(next(clock)))
+    wave = np.concatenate([excerpt(make_song(SONG_S, RATE, 1), 2.0, 12.0), make_song(170.0, RATE, 100)])
+    session = monitor.session("stream")
+    reported_at = {}
+    for second, block in enumerate(blocks(wave, RATE), start=1):
+        for span in session.feed(block):
+            reported_at[span.song] = second
+    assert list(reported_at) == [1]
+    # The span ends at 12 s; live, it is out within twice the lag plus a step, not when the stream stops.
+    assert reported_at[1] <= (12 + 2 * LAG_S + STEP_S if live else FILE_BLOCK_S + STEP_S)
+    assert session.finish() == []
