@@ -67,7 +67,7 @@ class Memory:
 
     def __init__(self, size: int, dim: int, items: torch.Tensor | None = None) -> None:
         self.size = size
-        self.items = items if items is not None else torch.zeros(0, dim)
+        self.items = items[:size] if items is not None else torch.zeros(0, dim)
 
     def push(self, z: torch.Tensor) -> None:
         self.items = torch.cat([z.detach().float(), self.items.to(z.device)])[: self.size]

@@ -139,3 +139,9 @@ def test_memory_keeps_the_newest_items_first() -> None:
     memory.push(torch.full((3, 2), 2.0))
     assert memory.items.shape == (5, 2)
     assert memory.items[:3].eq(2).all() and memory.items[3:].eq(1).all()
+
+
+def test_a_smaller_memory_keeps_only_the_newest_restored_items() -> None:
+    restored = torch.arange(10.0).view(5, 2)
+    assert Memory(size=2, dim=2, items=restored).items.tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    assert Memory(size=0, dim=2, items=restored).items.shape == (0, 2)  # memory turned off on resume
