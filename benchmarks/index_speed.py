@@ -26,6 +26,7 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
+from throughput import matmul_gflops  # the same baseline as make bench (this script's folder is on the path)
 
 from fpkit.audio import find_audio_files
 
@@ -34,16 +35,6 @@ from fpkit.audio import find_audio_files
 class Run:
     wall_s: float
     peak_rss_mb: float
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -111,9 +102,9 @@ def main() -> None:
     extra = (["--model", args.model] if args.model else []) + [x for s in args.set for x in ("--set", s)]
     print(f"{len(files)} files, {hours:.2f} h, sample rates {rates} Hz, channels {channels}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
-    print(f"matmul 2048x2048: float32 {matmul_gflops(torch.float32):.0f} GFLOP/s, ", end="")
+    print(f"matmul 2048x2048: float32 {matmul_gflops():.0f} GFLOP/s, ", end="")
     # Small and short: on a CPU without native bfloat16 it is emulated and very slow.
-    print(f"bfloat16 {matmul_gflops(torch.bfloat16, size=512, repeats=3):.0f} GFLOP/s")
+    print(f"bfloat16 {matmul_gflops(size=512, repeats=3, dtype=torch.bfloat16):.0f} GFLOP/s")
     runs = []
     for k in range(args.runs):
         run = index_once(args.folder, extra)
