@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fpkit.audio import find_audio_files
 from fpkit.cli.common import INTERRUPTED, err_console, fail
-from fpkit.config import Config, ConfigError, IndexConfig, config_with_overrides
+from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, config_with_overrides
 from fpkit.db import AddReport, Database
 from fpkit.db.index import check_index_config
 from fpkit.device import DeviceError, autocast_dtype, resolve_device
@@ -105,6 +105,22 @@ def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
         check_index_config(config, model.model.dims.emb_dim)
     except ValueError as err:
         fail(str(err))
+
+
+def search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
+    """The model's search settings with --top-k and --threshold, checked like --set search.…."""
+    for option, value, changes in (
+        ("--top-k", top_k, {"top_k": top_k}),
+        ("--threshold", threshold, {"threshold": threshold, "threshold_by_length": []}),  # one constant, as asked
+    ):
+        if value is not None:
+            data = config.to_dict()
+            data["search"].update(changes)
+            try:
+                config = config_from_dict(data, f"{option} {value:g}")
+            except ConfigError as err:
+                fail(str(err))
+    return config.search
 
 
 def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:

@@ -6,7 +6,6 @@ import csv
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,8 @@ from fpkit.cli.dbopts import (
     SetOption,
     device_or_fail,
     model_or_fail,
-    with_overrides,
+    run_config,
+    search_config,
 )
 from fpkit.cli.search import Format
 from fpkit.db import Database, DatabaseError, Searcher
@@ -71,9 +71,7 @@ def monitor(
         try:
             loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
             database.check_model(loaded)
-            config = with_overrides(loaded.config, overrides).search
-            if threshold is not None:
-                config = replace(config, threshold=threshold, threshold_by_length=[])  # one constant, as asked
+            config = search_config(run_config(loaded, overrides, dev), None, threshold)
             watcher = Monitor(Searcher(database, loaded, config), gaps)
         except DatabaseError as err:
             fail(str(err))

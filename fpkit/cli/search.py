@@ -27,8 +27,8 @@ from fpkit.cli.dbopts import (
     expand_paths,
     model_or_fail,
     run_config,
+    search_config,
 )
-from fpkit.config import Config, ConfigError, SearchConfig, config_from_dict
 from fpkit.db import Database, DatabaseError, Searcher, SearchResult
 
 
@@ -69,7 +69,7 @@ def search(
         try:
             loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
             database.check_model(loaded)
-            config = _search_config(run_config(loaded, overrides, dev), top_k, threshold)
+            config = search_config(run_config(loaded, overrides, dev), top_k, threshold)
             searcher = Searcher(database, loaded, config)
         except DatabaseError as err:
             fail(str(err))
@@ -79,22 +79,6 @@ def search(
 
 
 PROGRESS_FROM = 20  # queries: shorter lists show no progress
-
-
-def _search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
-    """The model's search settings with --top-k and --threshold, checked like --set search.…."""
-    for option, value, changes in (
-        ("--top-k", top_k, {"top_k": top_k}),
-        ("--threshold", threshold, {"threshold": threshold, "threshold_by_length": []}),  # one constant, as asked
-    ):
-        if value is not None:
-            data = config.to_dict()
-            data["search"].update(changes)
-            try:
-                config = config_from_dict(data, f"{option} {value:g}")
-            except ConfigError as err:
-                fail(str(err))
-    return config.search
 
 
 @dataclass(frozen=True)
