@@ -5,7 +5,9 @@ fingerprinting, storing and building the index all count) a few times and prints
 run, the wall time, the real-time factor (seconds of audio indexed per second) and the peak
 resident memory of the process tree (sampled from /proc every 20 ms). The machine's float32
 and bfloat16 matmul rates are measured in the same run, so figures from different machines
-can be compared as ratios.
+can be compared as ratios. The peak of a process that only imports torch and torchaudio is
+printed beside it: the floor under any fpkit command on this torch build (a CUDA build of torch
+maps its GPU libraries even on a CPU and costs several hundred MB more than a CPU build).
 
     python benchmarks/index_speed.py FOLDER [--runs 3] [--model M.pt] [--set index.batch_size=32]
 """
@@ -86,6 +88,12 @@ def index_once(folder: str, extra: list[str]) -> Run:
     return Run(wall, peak / 2**20)
 
 
+def import_floor_mb() -> float:
+    """Peak resident memory of a fresh interpreter that only imports torch and torchaudio."""
+    probe = "import resource, torch, torchaudio; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    return int(subprocess.check_output([sys.executable, "-c", probe], text=True)) / 1024  # ru_maxrss is in KiB
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
@@ -113,7 +121,9 @@ def main() -> None:
         print(f"run {k + 1}: {run.wall_s:.1f} s, {speed:.0f}x real time, peak RSS {run.peak_rss_mb:.0f} MB")
     wall = statistics.median(r.wall_s for r in runs)
     peak = max(r.peak_rss_mb for r in runs)
+    floor = import_floor_mb()
     print(f"median: {wall:.1f} s, {hours * 3600 / wall:.0f}x real time; largest peak RSS {peak:.0f} MB")
+    print(f"importing torch and torchaudio alone: {floor:.0f} MB; fpkit's own share: {peak - floor:.0f} MB")
 
 
 if __name__ == "__main__":
