@@ -2,7 +2,8 @@
 
 For each candidate `search.lead_weight`, every query's best score is recomputed from its
 songs' similarities (`fpkit.db.search.lead_scores`), the threshold at each length is the
-score that the given share of unknown queries reaches (the false-positive rate), and the
+score that the given share of unknown queries reaches (the false-positive rate) for each kind
+of unknown audio (each `--unknown` folder of the data; the highest counts), and the
 share of known queries then accepted with the right song (and with a wrong one) is printed.
 The weight with the most right acceptances over all lengths is printed as `--set` overrides
 for `fpkit export`.
@@ -38,15 +39,19 @@ def main() -> None:
     args = parser.parse_args()
     data = np.load(args.data)
     lengths = [float(x) for x in data["lengths"]]
+    kinds = len(data["unknown_kinds"])
     results = {}
     for weight in (float(w) for w in args.weights.split(",")):
         curve, right_total = [], 0.0
         print(f"lead_weight {weight:g}")
         for i, seconds in enumerate(lengths):
             known = best_scores(data[f"known_{i}"], weight)
-            unknown = best_scores(data[f"unknown_{i}"], weight)
             right = data[f"right_{i}"]
-            threshold = float(np.quantile(unknown[np.isfinite(unknown)], 1 - args.fpr))
+            # The threshold holds for every kind of unknown audio, not only on average.
+            threshold = max(
+                float(np.quantile(unknown[np.isfinite(unknown)], 1 - args.fpr))
+                for unknown in (best_scores(data[f"unknown_{i}_{k}"], weight) for k in range(kinds))
+            )
             accepted = known >= threshold
             print(
                 f"  {seconds:>4g} s: threshold {threshold:.3f}, known accepted with the right song "

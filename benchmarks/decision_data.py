@@ -1,7 +1,8 @@
 """Collect the per-song scores of known and unknown queries, to design and calibrate the match decision.
 
 Known queries are cut from songs stored in the database, unknown ones from audio that is not
-(other music, and non-music such as ambience and speech), all degraded with the given noise
+(other music, and non-music such as ambience and speech; `--count` queries from each
+`--unknown` folder, kept apart so that a threshold can hold for each kind), all degraded with the given noise
 and impulse responses. For each query the best alignment score of every song it hit is kept
 (best first, the first `--keep`), with whether the best song is the right one. The result is an
 .npz file that `benchmarks/calibrate_decision.py` reads.
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--noise", required=True)
     parser.add_argument("--ir", required=True)
     parser.add_argument("--lengths", default="1,2,3,5,10")
-    parser.add_argument("--count", type=int, default=300, help="queries per length and side")
+    parser.add_argument("--count", type=int, default=300, help="queries per length: known, and per unknown folder")
     parser.add_argument("--keep", type=int, default=20, help="best song scores kept per query")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path)
@@ -85,19 +86,18 @@ def main() -> None:
         config = searcher.model.config
         degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, args.noise, args.ir, seed=args.seed)
         known_files = find_audio_files([args.known])
-        unknown_files = find_audio_files(args.unknown)
-        arrays: dict[str, np.ndarray] = {"lengths": np.array(lengths)}
+        unknown_files = [find_audio_files([folder]) for folder in args.unknown]
+        arrays: dict[str, np.ndarray] = {"lengths": np.array(lengths), "unknown_kinds": np.array(args.unknown)}
         for i, seconds in enumerate(lengths):
-            ks, kr = collect(searcher, known_files, args.count, seconds, degrader, args.seed * 1000 + 2 * i, args.keep)
-            us, _ = collect(
-                searcher, unknown_files, args.count, seconds, degrader, args.seed * 1000 + 2 * i + 1, args.keep
-            )
-            arrays[f"known_{i}"], arrays[f"right_{i}"], arrays[f"unknown_{i}"] = ks, kr, us
-            print(
-                f"{seconds:g} s: known top-1 right {kr.mean():.1%}; best score known p50 {np.nanmedian(ks[:, 0]):.3f}, "
-                f"unknown p99 {np.nanpercentile(us[:, 0], 99):.3f}",
-                flush=True,
-            )
+            seed = args.seed * 1000 + 100 * i
+            ks, kr = collect(searcher, known_files, args.count, seconds, degrader, seed, args.keep)
+            arrays[f"known_{i}"], arrays[f"right_{i}"] = ks, kr
+            report = f"{seconds:g} s: known top-1 right {kr.mean():.1%}, best score p50 {np.nanmedian(ks[:, 0]):.3f}"
+            for k, files in enumerate(unknown_files):
+                us, _ = collect(searcher, files, args.count, seconds, degrader, seed + 1 + k, args.keep)
+                arrays[f"unknown_{i}_{k}"] = us
+                report += f"; unknown {k + 1} p99 {np.nanpercentile(us[:, 0], 99):.3f}"
+            print(report, flush=True)
     np.savez(args.out, **arrays)  # type: ignore[arg-type]
 
 
