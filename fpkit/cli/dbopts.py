@@ -64,14 +64,28 @@ def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
         fail(str(err))
 
 
+# The sections a model was trained with: its fingerprints mean nothing under other values.
+FIXED_BY_MODEL = ("audio", "features", "model")
+
+
 def with_overrides(config: Config, overrides: list[str] | None) -> Config:
-    """The model's own config with `section.key=value` overrides applied."""
+    """The model's own config with `section.key=value` overrides applied; its own sections are refused."""
     if not overrides:
         return config
     try:
-        return config_with_overrides(config.to_dict(), overrides, "--set")
+        changed = config_with_overrides(config.to_dict(), overrides, "--set")
     except ConfigError as err:
         fail(str(err))
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        section = key.split(".")[0]
+        if section in FIXED_BY_MODEL:
+            value = getattr(getattr(config, section), key.split(".")[-1])
+            fail(
+                f"--set {key}: fixed by the model ({key}={value}); "
+                f"its {', '.join(FIXED_BY_MODEL)} settings change only with another model"
+            )
+    return changed
 
 
 def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:

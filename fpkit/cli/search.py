@@ -69,8 +69,8 @@ def search(
         try:
             loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
             database.check_model(loaded)
-            config = search_config(run_config(loaded, overrides, dev), top_k, threshold)
-            searcher = Searcher(database, loaded, config)
+            config = run_config(loaded, overrides, dev)
+            searcher = Searcher(database, loaded, search_config(config, top_k, threshold), config.index.batch_size)
         except DatabaseError as err:
             fail(str(err))
         failed = _search_all(searcher, expand_paths(queries), _writer(output))
