@@ -304,7 +304,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (defaults when `path` is None) and apply `section.key=value` overrides."""
-    source = str(path) if path is not None else ("--set" if overrides else "<defaults>")
+    source = str(path) if path is not None else "<defaults>"
     data = _read_yaml(Path(path)) if path is not None else {}
     return config_with_overrides(data, overrides, source)
 
@@ -312,11 +312,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_with_overrides(
     data: dict[str, Any], overrides: list[str] | None, source: str, strict: bool = True
 ) -> Config:
-    """`config_from_dict` of a copy of `data` with dotted `section.key=value` overrides applied."""
-    data = copy.deepcopy(data)
+    """`config_from_dict` of a copy of `data` with dotted `section.key=value` overrides applied.
+
+    An error names `--set` when an override is at fault (its key, or `data` is fine alone), else `source`.
+    """
+    changed = copy.deepcopy(data)
+    keys = set()
     for item in overrides or []:
-        apply_override(data, item)
-    return config_from_dict(data, source, strict)
+        apply_override(changed, item)
+        keys.add(item.partition("=")[0].strip())
+    try:
+        return _validated(changed, strict)
+    except _Invalid as err:
+        blame = source
+        if keys and (err.key in keys or _is_valid(data, strict)):
+            blame = "--set"
+        raise ConfigError(f"{blame}: {err.key}: {err.problem}") from None
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:
@@ -326,11 +337,23 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool 
     checkpoints by an older fpkit, whose keys may since have been renamed or removed.
     """
     try:
-        config = _build(Config, data, "", strict)
-        config.validate()
+        return _validated(data, strict)
     except _Invalid as err:
         raise ConfigError(f"{source}: {err.key}: {err.problem}") from None
+
+
+def _validated(data: dict[str, Any], strict: bool) -> Config:
+    config = _build(Config, data, "", strict)
+    config.validate()
     return config
+
+
+def _is_valid(data: dict[str, Any], strict: bool) -> bool:
+    try:
+        _validated(data, strict)
+    except _Invalid:
+        return False
+    return True
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
