@@ -330,6 +330,25 @@ def config_with_overrides(
         raise ConfigError(f"{blame}: {err.key}: {err.problem}") from None
 
 
+# The sections a model's weights were trained with: its fingerprints mean nothing under other values.
+FIXED_BY_MODEL = ("audio", "features", "model")
+
+
+def run_overrides(config: Config, overrides: list[str] | None) -> Config:
+    """A model's `config` with the `--set` overrides a run may make; the sections it fixes are refused."""
+    changed = config_with_overrides(config.to_dict(), overrides, "--set")
+    for item in overrides or []:
+        key = item.partition("=")[0].strip()
+        section, _, name = key.partition(".")
+        if section in FIXED_BY_MODEL:
+            value = getattr(getattr(config, section), name)
+            raise ConfigError(
+                f"--set {key}: fixed by the model ({key}={value}); "
+                f"its {', '.join(FIXED_BY_MODEL)} settings change only with another model"
+            )
+    return changed
+
+
 def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:
     """Build and validate a `Config` from a nested mapping; `source` names it in errors.
 

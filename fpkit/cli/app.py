@@ -9,6 +9,7 @@ import typer
 from fpkit import __version__
 from fpkit.cli.common import interruptible, setup_logging
 from fpkit.cli.eval import eval_command
+from fpkit.cli.export import export
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
 from fpkit.cli.info import info
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command("info")(info)
 app.command("eval")(interruptible(eval_command))
+app.command("export")(export)
 app.command("generate")(interruptible(generate))
 app.command("index")(interruptible(index))
 app.command("search")(interruptible(search))

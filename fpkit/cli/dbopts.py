@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fpkit.audio import find_audio_files
 from fpkit.cli.common import INTERRUPTED, err_console, fail
-from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, config_with_overrides
+from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, run_overrides
 from fpkit.db import AddReport, Database
 from fpkit.db.index import check_index_config
 from fpkit.device import DeviceError, autocast_dtype, resolve_device
@@ -64,28 +64,12 @@ def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
         fail(str(err))
 
 
-# The sections a model was trained with: its fingerprints mean nothing under other values.
-FIXED_BY_MODEL = ("audio", "features", "model")
-
-
 def with_overrides(config: Config, overrides: list[str] | None) -> Config:
-    """The model's own config with `section.key=value` overrides applied; its own sections are refused."""
-    if not overrides:
-        return config
+    """The model's own config with the `section.key=value` overrides a run may make."""
     try:
-        changed = config_with_overrides(config.to_dict(), overrides, "--set")
+        return run_overrides(config, overrides)
     except ConfigError as err:
         fail(str(err))
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        section = key.split(".")[0]
-        if section in FIXED_BY_MODEL:
-            value = getattr(getattr(config, section), key.split(".")[-1])
-            fail(
-                f"--set {key}: fixed by the model ({key}={value}); "
-                f"its {', '.join(FIXED_BY_MODEL)} settings change only with another model"
-            )
-    return changed
 
 
 def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:
