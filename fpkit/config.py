@@ -22,10 +22,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 import numpy as np
 import yaml
 
+from fpkit.errors import FpkitError
+
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(FpkitError):
     """A config file or override that cannot be used; the message names file and key."""
 
 

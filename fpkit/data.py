@@ -20,12 +20,13 @@ import torch
 from fpkit.audio import AudioError, crop, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import AudioConfig, AugmentConfig
+from fpkit.errors import FpkitError
 from fpkit.features import Framing
 
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(FpkitError):
     """Training data that cannot be used at all (as opposed to single files that are skipped)."""
 
 

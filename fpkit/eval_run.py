@@ -29,8 +29,9 @@ from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import Config
 from fpkit.db import Database, Failed, Searcher, SearchResult
-from fpkit.db.index import check_index_config
+from fpkit.db.index import IndexConfigError, check_index_config
 from fpkit.db.store import MANIFEST
+from fpkit.errors import FpkitError
 from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.eval_truth import TruthRow, match_song, read_truth
 from fpkit.evaluate import (
@@ -56,7 +57,7 @@ EVAL_TOP_K = 10  # candidate songs per search: enough for song-level top-10
 TEMPORARY_DB = "(temporary)"
 
 
-class EvalError(ValueError):
+class EvalError(FpkitError):
     """An evaluation that cannot run as asked; the message names the file or folder."""
 
 
@@ -121,7 +122,7 @@ def evaluate_synthetic(
             audio = opened.model.config.audio
             try:
                 check_index_config(config.index, opened.model.model.dims.emb_dim)
-            except ValueError as err:
+            except IndexConfigError as err:
                 raise EvalError(str(err)) from None
             if min(plan.lengths_s) < audio.segment_s:
                 shortest = min(plan.lengths_s)
@@ -252,7 +253,7 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
         progress.start("indexing fingerprints", db.rows)  # fewer when only new rows are added
     try:
         db.update_index(config.index, progress.advance if progress is not None else None)
-    except ValueError as err:  # an index setting that does not suit this model, e.g. index.pq_m
+    except IndexConfigError as err:  # an index setting that does not suit this model, e.g. index.pq_m
         raise EvalError(f"{db.root}: cannot build the index: {err}") from None
     log.info(
         "%s: %d songs added, %d already there, %d failed; %d songs, %d fingerprints in all",

@@ -20,6 +20,7 @@ from torch import nn
 
 from fpkit.config import Config, ConfigError, config_from_dict, config_with_overrides
 from fpkit.device import autocast_dtype
+from fpkit.errors import FpkitError
 from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
@@ -209,7 +210,7 @@ def save_checkpoint(path: str | Path, model: Fingerprinter, config: Config, **ex
     os.replace(tmp, path)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FpkitError):
     """A model file that cannot be loaded; the message names the file."""
 
 

@@ -32,6 +32,7 @@ from fpkit.config import Config
 from fpkit.curves import plot_training_curves
 from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.device import resolve_device
+from fpkit.errors import FpkitError
 from fpkit.loss import Memory, contrastive_loss
 from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
 from fpkit.optim import learning_rate, make_optimizer
@@ -44,7 +45,7 @@ RESUME_KEEPS = ("audio", "features", "model")  # config sections a resumed run c
 RESUME_MAY_CHANGE = {"model.channels_last"}  # memory layout only
 
 
-class TrainError(ValueError):
+class TrainError(FpkitError):
     """A run that cannot start: bad folders, an occupied run directory, nothing to resume."""
 
 

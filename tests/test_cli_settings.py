@@ -10,8 +10,10 @@ from dbhelpers import RATE, SONG_S, db_config, save_model
 from synth import write_songs
 from typer.testing import CliRunner, Result
 
+import fpkit.cli.info
 import fpkit.db.search
 from fpkit.cli.app import app
+from fpkit.errors import FpkitError
 
 runner = CliRunner()
 
@@ -85,3 +87,24 @@ def test_an_unusable_index_factory_is_one_line(tmp_path: Path, indexed: tuple[li
     )
     assert refused.exit_code == 1
     assert "index.factory='Bogus': not a FAISS index" in one_line(refused)
+
+
+def test_a_factory_faiss_cannot_build_for_this_database_is_one_line(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "tiny.pt", db_config(TINY))
+    songs = write_songs(tmp_path / "songs", 2, SONG_S, RATE)
+    args = ["index", *map(str, songs), "--db", str(tmp_path / "db"), "--model", str(model)]
+    refused = runner.invoke(app, [*args, "--set", "index.factory=IVF1024,Flat", "--set", "index.exact_below=0"])
+    assert refused.exit_code == 1
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "cannot build the index: index 'IVF1024,Flat' over 80 rows" in line
+    assert "Traceback" not in refused.stderr
+
+
+def test_any_fpkit_error_a_command_meets_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise FpkitError("somewhere.yaml: something the command did not expect")
+
+    monkeypatch.setattr(fpkit.cli.info, "build_model", broken)
+    refused = runner.invoke(app, ["info"])
+    assert refused.exit_code == 1
+    assert refused.stderr == "error: somewhere.yaml: something the command did not expect\n"

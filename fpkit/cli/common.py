@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from fpkit.config import Config, ConfigError, load_config
+from fpkit.errors import FpkitError
 from fpkit.interrupt import stop_on_signals
 
 INTERRUPTED = 130  # exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
@@ -58,6 +59,19 @@ def interruptible(command: Callable[P, None]) -> Callable[P, None]:
                 command(*args, **kwargs)
             except KeyboardInterrupt:
                 fail("interrupted", code=INTERRUPTED)
+
+    return run
+
+
+def one_line_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """The CLI's one handler: any `FpkitError` a command does not deal with itself is one `error:` line, exit 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except FpkitError as err:
+            fail(str(err))
 
     return run
 

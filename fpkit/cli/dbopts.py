@@ -14,7 +14,7 @@ from fpkit.audio import find_audio_files
 from fpkit.cli.common import INTERRUPTED, err_console, fail
 from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, run_overrides
 from fpkit.db import AddReport, Database
-from fpkit.db.index import check_index_config
+from fpkit.db.index import IndexConfigError, check_index_config
 from fpkit.device import DeviceError, autocast_dtype, resolve_device
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
@@ -101,7 +101,7 @@ def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
     """Refuse index settings that cannot work with `model` before any work is done."""
     try:
         check_index_config(config, model.model.dims.emb_dim)
-    except ValueError as err:
+    except IndexConfigError as err:
         fail(str(err))
 
 
@@ -144,7 +144,7 @@ def index_with_progress(db: Database, config: IndexConfig) -> None:
         task = progress.add_task("indexing", total=db.rows)
         try:
             db.update_index(config, progress=lambda n: progress.advance(task, n))
-        except ValueError as err:  # an index setting that does not suit this database, e.g. index.pq_m
+        except IndexConfigError as err:  # an index setting that does not suit this database, e.g. index.pq_m
             progress.stop()
             fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
         except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from typing import IO, Any
 import numpy as np
 
 from fpkit.config import AudioConfig
+from fpkit.errors import FpkitError
 from fpkit.interrupt import uninterruptible
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class StoreError(ValueError):
+class StoreError(FpkitError):
     """A store folder that cannot be used as asked; the message names the folder."""
 
 
