@@ -10,8 +10,8 @@ from dbhelpers import RATE, SONG_S, db_config, save_model
 from synth import write_songs
 from typer.testing import CliRunner, Result
 
-import fpkit.cli.info
 import fpkit.db.search
+import fpkit.model
 from fpkit.cli.app import app
 from fpkit.errors import FpkitError
 
@@ -104,7 +104,7 @@ def test_any_fpkit_error_a_command_meets_is_one_line(monkeypatch: pytest.MonkeyP
     def broken(*args: object, **kwargs: object) -> None:
         raise FpkitError("somewhere.yaml: something the command did not expect")
 
-    monkeypatch.setattr(fpkit.cli.info, "build_model", broken)
+    monkeypatch.setattr(fpkit.model, "build_model", broken)
     refused = runner.invoke(app, ["info"])
     assert refused.exit_code == 1
     assert refused.stderr == "error: somewhere.yaml: something the command did not expect\n"

@@ -6,16 +6,18 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from fpkit.config import Config, ConfigError, load_config
 from fpkit.errors import FpkitError
 from fpkit.interrupt import stop_on_signals
+
+if TYPE_CHECKING:
+    from fpkit.config import Config
 
 INTERRUPTED = 130  # exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 
@@ -83,6 +85,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def resolve_config(path: Path | None, overrides: list[str] | None) -> Config:
+    from fpkit.config import ConfigError, load_config
+
     try:
         return load_config(path, overrides)
     except ConfigError as err:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fpkit.audio import find_audio_files
 from fpkit.cli.common import INTERRUPTED, err_console, fail
-from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, run_overrides
-from fpkit.db import AddReport, Database
-from fpkit.db.index import IndexConfigError, check_index_config
-from fpkit.device import DeviceError, autocast_dtype, resolve_device
-from fpkit.model import CheckpointError, LoadedModel, load_model
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it: `fpkit --help` stays instant
+    import torch
+
+    from fpkit.config import Config, IndexConfig, SearchConfig
+    from fpkit.db import AddReport, Database
+    from fpkit.model import LoadedModel
 
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
 
@@ -51,6 +51,8 @@ def expand_paths(args: list[str]) -> list[str]:
 
 
 def device_or_fail(name: str) -> torch.device:
+    from fpkit.device import DeviceError, resolve_device
+
     try:
         return resolve_device(name)
     except DeviceError as err:
@@ -58,6 +60,8 @@ def device_or_fail(name: str) -> torch.device:
 
 
 def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
+    from fpkit.model import CheckpointError, load_model
+
     try:
         return load_model(path, device)
     except CheckpointError as err:
@@ -66,6 +70,8 @@ def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
 
 def with_overrides(config: Config, overrides: list[str] | None) -> Config:
     """The model's own config with the `section.key=value` overrides a run may make."""
+    from fpkit.config import ConfigError, run_overrides
+
     try:
         return run_overrides(config, overrides)
     except ConfigError as err:
@@ -74,6 +80,8 @@ def with_overrides(config: Config, overrides: list[str] | None) -> Config:
 
 def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:
     """The model's config with `--set` overrides, its fingerprinting precision applied to the model."""
+    from fpkit.device import autocast_dtype
+
     config = with_overrides(loaded.config, overrides)
     loaded.model.autocast = autocast_dtype(device, config.index.precision)
     return config
@@ -81,6 +89,8 @@ def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.d
 
 def audio_files_or_fail(sources: list[str]) -> list[Path]:
     """The audio files under `sources`; one line and exit 1 when there are none at all."""
+    from fpkit.audio import find_audio_files
+
     if not sources:
         fail("no audio paths given (- read no lines from stdin)")
     files: list[Path] = []
@@ -99,6 +109,8 @@ def audio_files_or_fail(sources: list[str]) -> list[Path]:
 
 def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
     """Refuse index settings that cannot work with `model` before any work is done."""
+    from fpkit.db.index import IndexConfigError, check_index_config
+
     try:
         check_index_config(config, model.model.dims.emb_dim)
     except IndexConfigError as err:
@@ -107,6 +119,8 @@ def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
 
 def search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
     """The model's search settings with --top-k and --threshold, checked like --set search.…."""
+    from fpkit.config import ConfigError, config_from_dict
+
     for option, value, changes in (
         ("--top-k", top_k, {"top_k": top_k}),
         ("--threshold", threshold, {"threshold": threshold, "threshold_by_length": []}),  # one constant, as asked
@@ -140,6 +154,8 @@ def interrupted_adding(db: Database) -> NoReturn:
 
 
 def index_with_progress(db: Database, config: IndexConfig) -> None:
+    from fpkit.db.index import IndexConfigError
+
     with _progress() as progress:
         task = progress.add_task("indexing", total=db.rows)
         try:

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from fpkit.audio import AudioError
-from fpkit.cli.common import INTERRUPTED, ConfigOption, OverrideOption, RichBars, err_console, fail, resolve_config
-from fpkit.config import Config, ConfigError
-from fpkit.db.store import MODEL_FILE, StoreError
-from fpkit.device import DeviceError, resolve_device
-from fpkit.eval_report import EvalReport, metrics_table, report_dict, write_report
-from fpkit.eval_run import (
-    DatabaseSource,
-    EvalError,
-    RecordingsPlan,
-    SyntheticPlan,
-    evaluate_recordings,
-    evaluate_synthetic,
-)
-from fpkit.eval_truth import TruthError
-from fpkit.evaluate import Protocol
-from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, stored_config
+from fpkit.cli.common import INTERRUPTED, OverrideOption, RichBars, err_console, fail, resolve_config
+
+if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
+    from fpkit.config import Config
+    from fpkit.eval_report import EvalReport
+    from fpkit.eval_run import DatabaseSource
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -77,7 +66,10 @@ def eval_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder.", file_okay=False)] = Path("eval-report"),
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    config: ConfigOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", dir_okay=False, help="YAML config (default: the model's own settings)."),
+    ] = None,
     overrides: OverrideOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print report.json to stdout.")] = False,
 ) -> None:
@@ -85,10 +77,18 @@ def eval_command(
 
     Writes report.json and hit_rate.png to --out and shows the hit-rate table on stderr.
     """
-    try:
-        source = DatabaseSource(db, model, str(resolve_device(device)))
-    except DeviceError as err:
-        fail(str(err))
+    from fpkit.device import resolve_device
+    from fpkit.eval_report import report_dict, write_report
+    from fpkit.eval_run import (
+        DatabaseSource,
+        RecordingsPlan,
+        SyntheticPlan,
+        evaluate_recordings,
+        evaluate_synthetic,
+    )
+    from fpkit.evaluate import Protocol
+
+    source = DatabaseSource(db, model, str(resolve_device(device)))
     length_list = _lengths(lengths) if lengths is not None else None
     plan: SyntheticPlan | RecordingsPlan
     if truth is not None:
@@ -132,8 +132,6 @@ def eval_command(
             else:
                 report = evaluate_synthetic(plan, source, cfg, bars)
         files = write_report(report, out)
-    except (EvalError, TruthError, AudioError, CheckpointError, StoreError, ConfigError) as err:
-        fail(str(err))
     except OSError as err:
         fail(f"{err.filename or out}: {err.strerror}")
     except KeyboardInterrupt:
@@ -146,6 +144,8 @@ def eval_command(
 
 
 def _show(report: EvalReport) -> None:
+    from fpkit.eval_report import metrics_table
+
     s = report.settings
     err_console.print(
         f"model {s.model_id}; database {s.database}: {s.database_songs} songs, {s.database_segments} fingerprints, "
@@ -159,6 +159,9 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
     """--config when given; else the config stored with the model that will be used, so that
     eval searches with the model's own settings (its calibrated threshold above all), as
     `fpkit search` does. --set applies on top either way."""
+    from fpkit.db.store import MODEL_FILE
+    from fpkit.model import DEFAULT_WEIGHTS, stored_config
+
     if config is not None:
         return resolve_config(config, overrides)
     if source.model is not None:
@@ -169,10 +172,7 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
         checkpoint = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None
     if checkpoint is None or not checkpoint.exists():
         return resolve_config(None, overrides)  # the missing model is reported where it is loaded
-    try:
-        return stored_config(checkpoint, overrides)
-    except (CheckpointError, ConfigError) as err:
-        fail(str(err))
+    return stored_config(checkpoint, overrides)
 
 
 def _require_folder(option: str, folder: Path) -> None:

@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fpkit.cli.common import err_console, fail
+from fpkit.cli.common import err_console
 from fpkit.cli.dbopts import SetOption
-from fpkit.config import ConfigError
-from fpkit.export import export_model
-from fpkit.model import CheckpointError
 
 
 def export(
@@ -26,8 +23,7 @@ def export(
     --set changes the stored config, e.g. a calibrated threshold: --set search.threshold=0.86.
     Settings the weights fix (audio, features, model) are refused.
     """
-    try:
-        model_id = export_model(checkpoint, out, overrides)
-    except (CheckpointError, ConfigError) as err:
-        fail(str(err))
+    from fpkit.export import export_model
+
+    model_id = export_model(checkpoint, out, overrides)  # errors: one line, by the app's handler
     err_console.print(f"{out}: model {model_id}, {out.stat().st_size / 1e6:.1f} MB", soft_wrap=True)

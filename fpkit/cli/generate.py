@@ -20,7 +20,6 @@ from fpkit.cli.dbopts import (
     report_and_exit,
     run_config,
 )
-from fpkit.db import Database, DatabaseError
 
 
 def generate(
@@ -35,6 +34,8 @@ def generate(
     OUT holds float16 fingerprints, a table of files and a copy of the model; running again
     resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
     """
+    from fpkit.db import Database, DatabaseError
+
     files = audio_files_or_fail(expand_paths(paths))
     if model is None and (out / "manifest.json").exists():  # resuming: the folder's own model
         try:

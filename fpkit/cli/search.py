@@ -9,13 +9,12 @@ import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fpkit.audio import AudioError
 from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
@@ -29,7 +28,9 @@ from fpkit.cli.dbopts import (
     run_config,
     search_config,
 )
-from fpkit.db import Database, DatabaseError, Searcher, SearchResult
+
+if TYPE_CHECKING:
+    from fpkit.db import Searcher, SearchResult
 
 
 class Format(str, Enum):
@@ -60,6 +61,8 @@ def search(
     soon as it is found (the table once at the end). Exit code 0 when every query was
     processed (matched or not), 3 when some could not be read, 130 when interrupted.
     """
+    from fpkit.db import Database, DatabaseError, Searcher
+
     dev = device_or_fail(device)
     try:
         database = Database.open(db)
@@ -93,6 +96,8 @@ def _search_all(searcher: Searcher, queries: list[str], out: _Writer) -> int:
     Ctrl-C or SIGTERM stops after the results written so far (exit 130); a reader that
     closes the pipe (`| head`) stops the search quietly.
     """
+    from fpkit.audio import AudioError
+
     failed = done = 0
     try:
         with RichBars() as bars:
