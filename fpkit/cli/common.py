@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from typer._click import Context, Parameter  # the click that typer carries
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from fpkit.errors import FpkitError
 from fpkit.interrupt import stop_on_signals
@@ -34,6 +37,39 @@ OverrideOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Dotted override, e.g. --set model.emb_dim=64 (repeatable).", metavar="KEY=VALUE"),
 ]
+
+
+class Command(TyperCommand):
+    """A command whose --help speaks to people: `--out DIR`, `--top-k N`, a bare `--resume`.
+
+    Typer would show Python types (`<bool>` after every flag, `<list[Path]>`, `<int range>`).
+    """
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperArgument):
+                param.metavar = param.metavar or (param.name or "").upper()
+                param.display_type_rich = _no_type  # type: ignore[method-assign]  # the name says it
+            elif isinstance(param, TyperOption) and param.metavar is None:
+                label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
+                param.metavar = "" if param.is_flag else _METAVARS.get(label.lower(), label)
+        return params
+
+
+_METAVARS = {
+    "file": "FILE",
+    "dir": "DIR",
+    "path": "PATH",
+    "int": "N",
+    "int range": "N",
+    "float": "NUMBER",
+    "str": "TEXT",
+}
+
+
+def _no_type(ctx: Context) -> None:
+    return None
 
 
 def setup_logging(quiet: bool) -> None:

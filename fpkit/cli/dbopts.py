@@ -22,7 +22,9 @@ SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be rea
 
 DbOption = Annotated[
     Path,
-    typer.Option("--db", envvar="FPKIT_DB", help="Database folder (default: $FPKIT_DB, else ./fpkit-db)."),
+    typer.Option(
+        "--db", envvar="FPKIT_DB", metavar="DIR", help="Database folder (default: $FPKIT_DB, else ./fpkit-db)."
+    ),
 ]
 ModelOption = Annotated[
     Path | None,
@@ -30,11 +32,27 @@ ModelOption = Annotated[
         "--model", "-m", dir_okay=False, help="Model checkpoint (default: the database's, else the shipped one)."
     ),
 ]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+OutModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model", "-m", dir_okay=False, help="Model checkpoint (default: OUT's own when resuming, else the shipped)."
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", help="Override the model's config, e.g. --set search.top_k=10 (repeatable).", metavar="KEY=VALUE"
+        "--set",
+        help="Override a setting of the model's config, e.g. --set index.batch_size=64 (repeatable).",
+        metavar="KEY=VALUE",
+    ),
+]
+SearchSetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a setting of the model's config, e.g. --set search.nprobe=64 (repeatable).",
+        metavar="KEY=VALUE",
     ),
 ]
 

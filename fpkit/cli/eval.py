@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from fpkit.cli.common import INTERRUPTED, OverrideOption, RichBars, err_console, fail, resolve_config
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail, resolve_config
 
 if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
     from fpkit.config import Config
@@ -21,29 +21,44 @@ DEFAULT_QUERIES = 500
 
 def eval_command(
     songs: Annotated[
-        Path | None, typer.Option("--songs", help="Query songs: indexed, and the source of synthetic queries.")
+        Path | None,
+        typer.Option("--songs", metavar="DIR", help="Query songs: indexed, and the source of synthetic queries."),
     ] = None,
     dummy: Annotated[
-        Path | None, typer.Option("--dummy", help="Distractor songs indexed along (the paper's dummy database).")
+        Path | None,
+        typer.Option("--dummy", metavar="DIR", help="Distractor songs indexed along (the paper's dummy database)."),
     ] = None,
     unknown: Annotated[
-        Path | None, typer.Option("--unknown", help="Songs never indexed: their queries measure false positives.")
+        Path | None,
+        typer.Option("--unknown", metavar="DIR", help="Songs never indexed: their queries measure false positives."),
     ] = None,
     noise: Annotated[
-        Path | None, typer.Option("--noise", help="Background noise for synthetic queries (default: synthesised).")
+        Path | None,
+        typer.Option("--noise", metavar="DIR", help="Background noise for synthetic queries (default: synthesised)."),
     ] = None,
     ir: Annotated[
-        Path | None, typer.Option("--ir", help="Room impulse responses for synthetic queries (default: synthesised).")
+        Path | None,
+        typer.Option(
+            "--ir", metavar="DIR", help="Room impulse responses for synthetic queries (default: synthesised)."
+        ),
     ] = None,
     model: Annotated[
-        Path | None, typer.Option("--model", help="Checkpoint for a new database (default: the shipped model).")
+        Path | None,
+        typer.Option(
+            "--model", "-m", metavar="FILE", help="Checkpoint for a new database (default: the shipped model)."
+        ),
     ] = None,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="Database folder: used (and updated with --songs/--dummy) if it exists, else built."),
+        typer.Option(
+            "--db",
+            metavar="DIR",
+            help="Database folder: used (and updated with --songs/--dummy) if it exists, else built.",
+        ),
     ] = None,
     lengths: Annotated[
-        str | None, typer.Option("--lengths", help=f"Query lengths in seconds (default: {DEFAULT_LENGTHS}).")
+        str | None,
+        typer.Option("--lengths", metavar="S,S,...", help=f"Query lengths in seconds (default: {DEFAULT_LENGTHS})."),
     ] = None,
     queries: Annotated[
         str | None,
@@ -54,10 +69,14 @@ def eval_command(
         ),
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option("--truth", help="Ground-truth CSV of real recordings: query,song,start_s.")
+        Path | None,
+        typer.Option("--truth", metavar="FILE", help="Ground-truth CSV of real recordings: query,song,start_s."),
     ] = None,
     snr: Annotated[
-        str | None, typer.Option("--snr", help="Noise SNR range in dB, LOW,HIGH (default: augment.snr_db, 0,10).")
+        str | None,
+        typer.Option(
+            "--snr", metavar="LOW,HIGH", help="Noise SNR range in dB, LOW,HIGH (default: augment.snr_db, 0,10)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Fixes the queries and the figures (default: 0).")] = None,
     protocol: Annotated[
@@ -65,12 +84,15 @@ def eval_command(
         typer.Option("--protocol", help="random offsets, the paper's segment-aligned starts, or both (default: both)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder.", file_okay=False)] = Path("eval-report"),
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = "auto",
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", dir_okay=False, help="YAML config (default: the model's own settings)."),
     ] = None,
-    overrides: OverrideOption = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Dotted override, e.g. --set search.nprobe=64 (repeatable)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print report.json to stdout.")] = False,
 ) -> None:
     """Score synthetic queries (--songs) or real recordings (--truth) against a database.

@@ -10,7 +10,7 @@ import typer
 from fpkit.cli.common import fail
 from fpkit.cli.dbopts import (
     DeviceOption,
-    ModelOption,
+    OutModelOption,
     SetOption,
     add_with_progress,
     audio_files_or_fail,
@@ -25,7 +25,7 @@ from fpkit.cli.dbopts import (
 def generate(
     paths: Annotated[list[str], typer.Argument(help="Audio files or folders; - reads paths from stdin.")],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Output folder (created or resumed).")],
-    model: ModelOption = None,
+    model: OutModelOption = None,
     device: DeviceOption = "auto",
     overrides: SetOption = None,
 ) -> None:

@@ -48,7 +48,10 @@ def index(
     merge: Annotated[
         list[Path] | None,
         typer.Option(
-            "--merge", file_okay=False, help="Add the songs of an `fpkit generate` folder or database (repeatable)."
+            "--merge",
+            file_okay=False,
+            metavar="DIR",
+            help="Add the songs of an `fpkit generate` folder or database (repeatable).",
         ),
     ] = None,
     device: DeviceOption = "auto",

@@ -21,7 +21,7 @@ from fpkit.cli.dbopts import (
     DbOption,
     DeviceOption,
     ModelOption,
-    SetOption,
+    SearchSetOption,
     device_or_fail,
     expand_paths,
     model_or_fail,
@@ -53,7 +53,7 @@ def search(
         ),
     ] = None,
     device: DeviceOption = "auto",
-    overrides: SetOption = None,
+    overrides: SearchSetOption = None,
 ) -> None:
     """Search each query in the database: the best song, where in it the query starts, a score.
 

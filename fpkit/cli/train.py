@@ -61,7 +61,7 @@ def train(
     ir: Annotated[Path | None, typer.Option("--ir", file_okay=False, help="Impulse response folder.")] = None,
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out at its last step.")] = False,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory."""
     from fpkit.train import train as run_training
