@@ -165,7 +165,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     # Data: decode every song once into the run's cache (the main process first, then the others reuse it).
     train_songs, val_songs = _prepare_songs(config, run_dir, ddp, observer)
     degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed)
-    val_degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed + 1)
+    val_degrader = degrader.reseeded(tc.seed + 1)
     val_set = make_validation_set(val_songs, config, val_degrader, tc.seed)
 
     # Model and optimiser, restored from last.pt when resuming.

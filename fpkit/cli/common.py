@@ -26,8 +26,9 @@ INTERRUPTED = 130  # exit status of a command stopped by Ctrl-C or SIGTERM (128 
 
 P = ParamSpec("P")
 
-# Results go to stdout; everything meant for people (progress, logs, errors) goes here.
-err_console = Console(stderr=True, highlight=False)
+# Results go to stdout; everything meant for people (progress, logs, errors) goes here. Lines are
+# never wrapped by rich: a terminal wraps them at its own width, and a log file keeps them whole.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -73,14 +74,31 @@ def _no_type(ctx: Context) -> None:
 
 
 def setup_logging(quiet: bool) -> None:
-    """Library log lines (fpkit.*) go to the stderr console: INFO and up, or WARNING with --quiet."""
+    """Library log lines (fpkit.*) go to stderr: INFO and up, or WARNING with --quiet.
+
+    On a terminal through rich; elsewhere as plain `LEVEL message` lines, whole, for log files.
+    """
     logger = logging.getLogger("fpkit")
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not any(isinstance(h, RichHandler) for h in logger.handlers):
-        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+    if not any(h.get_name() == "fpkit-cli" for h in logger.handlers):
+        handler: logging.Handler
+        if err_console.is_terminal:
+            handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        handler.set_name("fpkit-cli")  # a second call (another command in the same process) adds none
         logger.addHandler(handler)
         logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the stderr of the moment (a test runner swaps it), through the console's file."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = err_console.file
+        super().emit(record)
 
 
 def interruptible(command: Callable[P, None]) -> Callable[P, None]:

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fpkit.cli.common import INTERRUPTED, err_console, fail
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 
 if TYPE_CHECKING:  # the library is imported by the functions that use it: `fpkit --help` stays instant
     import torch
@@ -154,14 +153,13 @@ def search_config(config: Config, top_k: int | None, threshold: float | None) ->
 
 
 def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:
-    """`db.add_files` with a progress bar on stderr; Ctrl-C keeps the last committed state."""
-    with _progress() as progress:
-        task = progress.add_task("fingerprinting", total=len(files))
-        try:
-            return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
-        except KeyboardInterrupt:
-            progress.stop()
-            interrupted_adding(db)
+    """`db.add_files` with progress on stderr; Ctrl-C keeps the last committed state."""
+    try:
+        with RichBars() as bars:
+            bars.start("fingerprinting", len(files))
+            return db.add_files(files, model, batch_size, on_file=lambda _: bars.advance())
+    except KeyboardInterrupt:
+        interrupted_adding(db)
 
 
 def interrupted_adding(db: Database) -> NoReturn:
@@ -174,16 +172,14 @@ def interrupted_adding(db: Database) -> NoReturn:
 def index_with_progress(db: Database, config: IndexConfig) -> None:
     from fpkit.db.index import IndexConfigError
 
-    with _progress() as progress:
-        task = progress.add_task("indexing", total=db.rows)
-        try:
-            db.update_index(config, progress=lambda n: progress.advance(task, n))
-        except IndexConfigError as err:  # an index setting that does not suit this database, e.g. index.pq_m
-            progress.stop()
-            fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
-        except KeyboardInterrupt:
-            progress.stop()
-            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
+    try:
+        with RichBars() as bars:
+            bars.start("indexing", db.rows)
+            db.update_index(config, progress=bars.advance)
+    except IndexConfigError as err:  # an index setting that does not suit this database, e.g. index.pq_m
+        fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
+    except KeyboardInterrupt:
+        fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
 
 
 def report_and_exit(report: AddReport, db: Database) -> None:
@@ -198,14 +194,3 @@ def report_and_exit(report: AddReport, db: Database) -> None:
     )
     if report.failed:
         raise typer.Exit(code=SOME_FAILED)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )

@@ -213,4 +213,10 @@ class _Table:
 
     def close(self) -> None:
         if self.table.row_count:
-            Console(soft_wrap=True).print(self.table)
+            console = Console()
+            if not console.is_terminal:  # a pipe or a file: rows whole, however long their paths
+                console = Console(width=UNWRAPPED)
+            console.print(self.table)
+
+
+UNWRAPPED = 100_000  # columns: wider than any row, and a table is only as wide as its rows
