@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 
 from fpkit.config import Config, config_from_dict
-from fpkit.data import DataError
 from fpkit.model import load_model, read_checkpoint
-from fpkit.optim import Lamb, learning_rate
-from fpkit.train import TrainError, resume_config, train
+from fpkit.train.data import DataError
+from fpkit.train.loop import TrainError, resume_config, train
+from fpkit.train.optim import Lamb, learning_rate
 
 
 def run_config(tiny_config: Config, data: Path, out: Path, **train_overrides: object) -> Config:

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.table import Table
 
 from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail, resolve_config
 
 if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
     from fpkit.config import Config
-    from fpkit.eval_report import EvalReport
-    from fpkit.eval_run import DatabaseSource
+    from fpkit.evaluation.report import EvalReport, ProtocolResult
+    from fpkit.evaluation.run import DatabaseSource
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -100,15 +101,15 @@ def eval_command(
     Writes report.json and hit_rate.png to --out and shows the hit-rate table on stderr.
     """
     from fpkit.device import resolve_device
-    from fpkit.eval_report import report_dict, write_report
-    from fpkit.eval_run import (
+    from fpkit.evaluation.metrics import Protocol
+    from fpkit.evaluation.report import report_dict, write_report
+    from fpkit.evaluation.run import (
         DatabaseSource,
         RecordingsPlan,
         SyntheticPlan,
         evaluate_recordings,
         evaluate_synthetic,
     )
-    from fpkit.evaluate import Protocol
 
     source = DatabaseSource(db, model, str(resolve_device(device)))
     length_list = _lengths(lengths) if lengths is not None else None
@@ -166,8 +167,6 @@ def eval_command(
 
 
 def _show(report: EvalReport) -> None:
-    from fpkit.eval_report import metrics_table
-
     s = report.settings
     err_console.print(
         f"model {s.model_id}; database {s.database}: {s.database_songs} songs, {s.database_segments} fingerprints, "
@@ -195,6 +194,31 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
     if checkpoint is None or not checkpoint.exists():
         return resolve_config(None, overrides)  # the missing model is reported where it is loaded
     return stored_config(checkpoint, overrides)
+
+
+def metrics_table(result: ProtocolResult) -> Table:
+    """Rows: metrics (percent) and search times; columns: query lengths, as in the paper's table."""
+    from fpkit.evaluation.report import RATE_FIELDS, length_label
+
+    table = Table(title=f"{result.protocol} queries: hit rate (%)", title_justify="left")
+    table.add_column("metric")
+    for m in result.metrics:
+        table.add_column(length_label(m.length_s), justify="right")
+    table.add_row("queries", *[str(m.queries) for m in result.metrics])
+    if any(m.unknown_queries for m in result.metrics):
+        table.add_row("unknown queries", *[str(m.unknown_queries) for m in result.metrics])
+    for name in RATE_FIELDS:
+        values = [getattr(m, name) for m in result.metrics]
+        if not all(v is None for v in values):
+            table.add_row(name, *["-" if v is None else f"{100 * v:.1f}" for v in values])
+    table.add_section()
+    table.add_row("search ms (mean)", *[_ms(t.mean_ms) for t in result.timing])
+    table.add_row("search ms (p95)", *[_ms(t.p95_ms) for t in result.timing])
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _require_folder(option: str, folder: Path) -> None:

@@ -23,7 +23,7 @@ def export(
     --set changes the stored config, e.g. a calibrated threshold: --set search.threshold=0.86.
     Settings the weights fix (audio, features, model) are refused.
     """
-    from fpkit.export import export_model
+    from fpkit.train.export import export_model
 
     model_id = export_model(checkpoint, out, overrides)  # errors: one line, by the app's handler
     err_console.print(f"{out}: model {model_id}, {out.stat().st_size / 1e6:.1f} MB", soft_wrap=True)

@@ -14,7 +14,7 @@ from fpkit.cli.common import INTERRUPTED, OverrideOption, err_console, fail, res
 
 if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
     from fpkit.config import Config
-    from fpkit.train import EpochRecord
+    from fpkit.train.loop import EpochRecord
 
 FolderOption = Annotated[Path | None, typer.Option(file_okay=False, help="Folder of audio files.")]
 
@@ -64,7 +64,7 @@ def train(
     device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory."""
-    from fpkit.train import train as run_training
+    from fpkit.train.loop import train as run_training
 
     cfg = _resolve(config, overrides, data, val, noise, ir, out, device, resume)
     columns = (
@@ -101,7 +101,7 @@ def _resolve(
 ) -> Config:
     """Config from the file (or, resuming, from the run's checkpoint), then --set, then options."""
     from fpkit.config import CONFIG_DIR, config_from_dict
-    from fpkit.train import TrainError, resume_config
+    from fpkit.train.loop import TrainError, resume_config
 
     cfg = resolve_config(config if config is not None else CONFIG_DIR / "default.yaml", overrides)
     if resume:

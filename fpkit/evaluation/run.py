@@ -1,6 +1,6 @@
 """Running an evaluation: the database, the queries (synthetic or real), the searches, the figures.
 
-Synthetic queries: positions are drawn per protocol from the query songs (`fpkit.evaluate`),
+Synthetic queries: positions are drawn per protocol from the query songs (`fpkit.evaluation.metrics`),
 every length is cut from the same start, and each excerpt is degraded (reverb -> noise ->
 gain) with a fresh generator seeded by (seed, protocol stream, query index). All lengths of
 one query therefore share the impulse response, the noise recording and, nearly always, the
@@ -32,9 +32,7 @@ from fpkit.db import Database, Failed, Searcher, SearchResult
 from fpkit.db.index import IndexConfigError, check_index_config
 from fpkit.db.store import MANIFEST
 from fpkit.errors import FpkitError
-from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
-from fpkit.eval_truth import TruthRow, match_song, read_truth
-from fpkit.evaluate import (
+from fpkit.evaluation.metrics import (
     NO_SONG,
     STREAM_RANDOM,
     STREAM_UNKNOWN,
@@ -48,6 +46,8 @@ from fpkit.evaluate import (
     sample_positions,
     timing,
 )
+from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult
+from fpkit.evaluation.truth import TruthRow, match_song, read_truth
 from fpkit.fingerprint import content_hash
 from fpkit.model import LoadedModel, load_model
 
@@ -101,7 +101,7 @@ class SyntheticPlan:
 @dataclass(frozen=True)
 class RecordingsPlan:
     queries: Path  # folder of recordings
-    truth: Path  # ground-truth CSV (`fpkit.eval_truth`)
+    truth: Path  # ground-truth CSV (`fpkit.evaluation.truth`)
     lengths_s: list[float] | None  # None: each whole recording; else its first L seconds
 
 
@@ -281,7 +281,7 @@ class QuerySet:
     """The queries of one protocol from one source (query songs or unknown songs)."""
 
     protocol: Protocol
-    stream: int  # random stream of positions and degradations (`fpkit.evaluate.derive_rng`)
+    stream: int  # random stream of positions and degradations (`fpkit.evaluation.metrics.derive_rng`)
     known: bool  # from the query songs (else from the unknown songs)
     positions: QueryPositions
     slot0: int  # where its queries go in the protocol's outcome arrays

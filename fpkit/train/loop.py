@@ -29,14 +29,14 @@ from torch import nn
 
 from fpkit.augment import Degrader, spec_augment
 from fpkit.config import Config
-from fpkit.curves import plot_training_curves
-from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.device import resolve_device
 from fpkit.errors import FpkitError
 from fpkit.loss import Memory, contrastive_loss
 from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
-from fpkit.optim import learning_rate, make_optimizer
-from fpkit.validation import make_validation_set, validate
+from fpkit.train.curves import plot_training_curves
+from fpkit.train.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
+from fpkit.train.optim import learning_rate, make_optimizer
+from fpkit.train.validation import make_validation_set, validate
 
 log = logging.getLogger(__name__)
 

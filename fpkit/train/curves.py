@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from fpkit.train import EpochRecord
+    from fpkit.train.loop import EpochRecord
 
 
 def plot_training_curves(history: Sequence[EpochRecord], path: Path) -> None:
