@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fpkit"
 
 # Lower index = lower layer; as drawn in docs/architecture.md.
 LAYERS = [
-    {"errors", "config", "device", "interrupt"},
+    {"errors", "config", "device", "interrupt", "atomic"},
     {"audio", "features", "augment"},
     {"model", "loss", "fingerprint"},
     {"db"},

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +27,9 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
+from fpkit.atomic import atomic_write
 from fpkit.config import IndexConfig
-from fpkit.db.store import Store, StoreDamaged, atomic_path
+from fpkit.db.store import Store, StoreDamaged
 from fpkit.errors import FpkitError
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,8 @@ def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Pro
         faiss.write_index(shard, str(path))
         shards.append(path)
     data_path = stem.with_suffix(".ivfdata")
-    merge_ondisk(trained, [str(p) for p in shards], str(atomic_path(data_path)))
-    os.replace(atomic_path(data_path), data_path)
+    with atomic_write(data_path) as tmp:
+        merge_ondisk(trained, [str(p) for p in shards], str(tmp))
     # The index file names its lists' file; read_index's IO_FLAG_ONDISK_SAME_DIR finds it beside the index.
     ivf: Any = faiss.extract_index_ivf(trained)
     lists: Any = faiss.downcast_InvertedLists(ivf.invlists)  # an OnDiskInvertedLists
@@ -220,6 +220,6 @@ def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Pro
 
 
 def _write(index: faiss.Index, path: Path) -> str:
-    faiss.write_index(index, str(atomic_path(path)))
-    os.replace(atomic_path(path), path)
+    with atomic_write(path) as tmp:
+        faiss.write_index(index, str(tmp))
     return path.name

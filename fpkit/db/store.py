@@ -35,6 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from fpkit.atomic import TMP_SUFFIX, atomic_write
 from fpkit.config import AudioConfig
 from fpkit.errors import FpkitError
 from fpkit.interrupt import uninterruptible
@@ -392,7 +393,7 @@ class Store:
         keep.update((self.manifest.get("index") or {}).get("files", []))
         for path in self.root.iterdir():
             stale = path.name.startswith(_GENERATED_PREFIXES) and path.name not in keep
-            if stale or path.name.endswith(".tmp"):
+            if stale or path.name.endswith(TMP_SUFFIX):
                 path.unlink(missing_ok=True)
 
 
@@ -512,24 +513,14 @@ def _parse_record(line: bytes) -> FileRecord | None:
     return record
 
 
-def atomic_path(path: Path) -> Path:
-    """The temporary name a file is written under before `os.replace` moves it into place."""
-    return path.with_name(path.name + ".tmp")
-
-
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = atomic_path(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    tmp = atomic_path(target)
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_write(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _acquire(root: Path) -> IO[bytes]:

@@ -7,7 +7,6 @@ bytes) apart from `timing`, which changes from run to run and machine to machine
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 
 from fpkit import __version__
+from fpkit.atomic import atomic_write
 from fpkit.evaluation.metrics import LengthMetrics, Timing
 
 REPORT_JSON = "report.json"
@@ -102,10 +102,10 @@ def write_report(report: EvalReport, out_dir: Path) -> ReportFiles:
     """Write report.json and hit_rate.png into `out_dir` (created), each atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / REPORT_JSON, out_dir / HIT_RATE_PNG)
-    _write_atomic(files.json, json.dumps(report_dict(report), indent=2).encode() + b"\n")
-    tmp = files.plot.with_name(files.plot.name + ".tmp")
-    plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
-    os.replace(tmp, files.plot)
+    with atomic_write(files.json) as tmp:
+        tmp.write_bytes(json.dumps(report_dict(report), indent=2).encode() + b"\n")
+    with atomic_write(files.plot) as tmp:
+        plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
     return files
 
 
@@ -158,9 +158,3 @@ _LINE_STYLE = {
     "top1_accepted": ":",
     "false_positive_rate": ":",
 }
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
