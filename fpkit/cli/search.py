@@ -24,7 +24,6 @@ from fpkit.cli.dbopts import (
     SearchSetOption,
     device_or_fail,
     expand_paths,
-    model_or_fail,
     run_config,
     search_config,
 )
@@ -61,21 +60,12 @@ def search(
     soon as it is found (the table once at the end). Exit code 0 when every query was
     processed (matched or not), 3 when some could not be read, 130 when interrupted.
     """
-    from fpkit.db import Database, DatabaseError, Searcher
+    from fpkit.db import Database, Searcher
 
     dev = device_or_fail(device)
-    try:
-        database = Database.open(db)
-    except DatabaseError as err:
-        fail(str(err))
-    with database:
-        try:
-            loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
-            database.check_model(loaded)
-            config = run_config(loaded, overrides, dev)
-            searcher = Searcher(database, loaded, search_config(config, top_k, threshold), config.index.batch_size)
-        except DatabaseError as err:
-            fail(str(err))
+    with Database.open_for(db, model, dev) as opened:  # errors: one line, by the app's handler
+        config = run_config(opened.model, overrides, dev)
+        searcher = Searcher(opened.db, opened.model, search_config(config, top_k, threshold), config.index.batch_size)
         failed = _search_all(searcher, expand_paths(queries), _writer(output))
     if failed:
         raise typer.Exit(code=SOME_FAILED)

@@ -49,7 +49,7 @@ from fpkit.evaluation.metrics import (
 from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.evaluation.truth import TruthRow, match_song, read_truth
 from fpkit.fingerprint import content_hash
-from fpkit.model import LoadedModel, load_model
+from fpkit.model import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +193,8 @@ def database_folder(source: DatabaseSource) -> Iterator[Path]:
 @contextlib.contextmanager
 def open_writable(folder: Path, source: DatabaseSource) -> Iterator[OpenDatabase]:
     """The database in `folder` under the write lock, or a new one made with `source.model`."""
-    if (folder / MANIFEST).exists():
-        with Database.open(folder, writable=True) as db:
-            yield OpenDatabase(db, _model_for(db, source), _label(source))
-    else:
-        model = load_model(source.model, source.device)
-        with Database.create(folder, model) as db:
-            yield OpenDatabase(db, model, _label(source))
+    with Database.open_for(folder, source.model, source.device, writable=True) as opened:
+        yield OpenDatabase(opened.db, opened.model, _label(source))
 
 
 @contextlib.contextmanager
@@ -207,17 +202,12 @@ def open_readonly(folder: Path, source: DatabaseSource, model: LoadedModel | Non
     """The existing database in `folder` for searching, with `model` (already checked) or its own."""
     if not (folder / MANIFEST).exists():
         raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
-    with Database.open(folder) as db:
-        yield OpenDatabase(db, model if model is not None else _model_for(db, source), _label(source))
-
-
-def _model_for(db: Database, source: DatabaseSource) -> LoadedModel:
-    """`source.model` when given (it must be the database's), else the database's own copy."""
-    if source.model is None:
-        return db.load_model(source.device)
-    model = load_model(source.model, source.device)
-    db.check_model(model)
-    return model
+    if model is not None:
+        with Database.open(folder) as db:
+            yield OpenDatabase(db, model, _label(source))
+        return
+    with Database.open_for(folder, source.model, source.device) as opened:
+        yield OpenDatabase(opened.db, opened.model, _label(source))
 
 
 def _label(source: DatabaseSource) -> str:
