@@ -514,8 +514,8 @@ def _parse_record(line: bytes) -> FileRecord | None:
 
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
