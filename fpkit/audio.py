@@ -22,6 +22,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from fpkit.errors import FpkitError
+
 BLOCK_S = 30.0  # seconds of source audio decoded per block
 TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
 RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
@@ -33,7 +35,7 @@ _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND) : (\d+) \(should be (\d+)\)", re.M
 _UNSET_CHUNK_SIZE = 0xFFFFFFFF  # left by writers that stream and never come back to fill in the size
 
 
-class AudioError(ValueError):
+class AudioError(FpkitError):
     """A file that cannot be used as audio; the message starts with the file name."""
 
 

@@ -165,6 +165,13 @@ class Degrader:
         )
         return cls(config, noise, irs)
 
+    def reseeded(self, seed: int) -> Degrader:
+        """The same folders' banks (read once, so each unusable file is named once); synthesised ones drawn anew."""
+        rate = self.noise.sample_rate
+        noise = synth_noise_bank(rate, seed) if self.noise.source == "synthetic" else self.noise
+        irs = synth_ir_bank(rate, self.config.ir_max_s, seed) if self.irs.source == "synthetic" else self.irs
+        return Degrader(self.config, noise, irs)
+
     def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Degrade a batch (B, L) of clean waveforms; returns (B, L)."""
         cfg = self.config

@@ -22,10 +22,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 import numpy as np
 import yaml
 
+from fpkit.errors import FpkitError
+
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(FpkitError):
     """A config file or override that cannot be used; the message names file and key."""
 
 
@@ -304,7 +306,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (defaults when `path` is None) and apply `section.key=value` overrides."""
-    source = str(path) if path is not None else ("--set" if overrides else "<defaults>")
+    source = str(path) if path is not None else "<defaults>"
     data = _read_yaml(Path(path)) if path is not None else {}
     return config_with_overrides(data, overrides, source)
 
@@ -312,11 +314,41 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def config_with_overrides(
     data: dict[str, Any], overrides: list[str] | None, source: str, strict: bool = True
 ) -> Config:
-    """`config_from_dict` of a copy of `data` with dotted `section.key=value` overrides applied."""
-    data = copy.deepcopy(data)
+    """`config_from_dict` of a copy of `data` with dotted `section.key=value` overrides applied.
+
+    An error names `--set` when an override is at fault (its key, or `data` is fine alone), else `source`.
+    """
+    changed = copy.deepcopy(data)
+    keys = set()
     for item in overrides or []:
-        apply_override(data, item)
-    return config_from_dict(data, source, strict)
+        apply_override(changed, item)
+        keys.add(item.partition("=")[0].strip())
+    try:
+        return _validated(changed, strict)
+    except _Invalid as err:
+        blame = source
+        if keys and (err.key in keys or _is_valid(data, strict)):
+            blame = "--set"
+        raise ConfigError(f"{blame}: {err.key}: {err.problem}") from None
+
+
+# The sections a model's weights were trained with: its fingerprints mean nothing under other values.
+FIXED_BY_MODEL = ("audio", "features", "model")
+
+
+def run_overrides(config: Config, overrides: list[str] | None) -> Config:
+    """A model's `config` with the `--set` overrides a run may make; the sections it fixes are refused."""
+    changed = config_with_overrides(config.to_dict(), overrides, "--set")
+    for item in overrides or []:
+        key = item.partition("=")[0].strip()
+        section, _, name = key.partition(".")
+        if section in FIXED_BY_MODEL:
+            value = getattr(getattr(config, section), name)
+            raise ConfigError(
+                f"--set {key}: fixed by the model ({key}={value}); "
+                f"its {', '.join(FIXED_BY_MODEL)} settings change only with another model"
+            )
+    return changed
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:
@@ -326,11 +358,23 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool 
     checkpoints by an older fpkit, whose keys may since have been renamed or removed.
     """
     try:
-        config = _build(Config, data, "", strict)
-        config.validate()
+        return _validated(data, strict)
     except _Invalid as err:
         raise ConfigError(f"{source}: {err.key}: {err.problem}") from None
+
+
+def _validated(data: dict[str, Any], strict: bool) -> Config:
+    config = _build(Config, data, "", strict)
+    config.validate()
     return config
+
+
+def _is_valid(data: dict[str, Any], strict: bool) -> bool:
+    try:
+        _validated(data, strict)
+    except _Invalid:
+        return False
+    return True
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from fpkit.errors import FpkitError
 
-class DeviceError(ValueError):
+
+class DeviceError(FpkitError):
     """A requested device that this machine does not have."""
 
 

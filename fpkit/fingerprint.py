@@ -31,6 +31,10 @@ DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset 
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
 
+class SilentAudio(AudioError):
+    """Audio that is silent or blank throughout: readable, but with nothing to fingerprint."""
+
+
 @dataclass(frozen=True)
 class QueryPrints:
     """A query fingerprinted at several start shifts within one hop."""
@@ -177,7 +181,7 @@ class SongPrints:
 
 
 def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
-    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples`, silent or blank.
+    """Raise `AudioError` naming `name` when `wave` is shorter than `min_samples`, `SilentAudio` when silent or blank.
 
     Levels are measured peak to peak, so a constant offset (DC) counts as silence. Blank input
     (every segment mostly silent, such as a few clicks) has nothing to fingerprint either.
@@ -186,18 +190,18 @@ def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: i
     check_level(len(wave), peak, name, audio, min_samples)
     starts = segment_starts(len(wave), audio.segment_samples, audio.hop_samples, REFERENCE_MIN_FILL)
     if blank_segments(wave, starts, audio).all():
-        raise AudioError(f"{name}: nearly silent (no second of it is mostly above -80 dBFS)")
+        raise SilentAudio(f"{name}: nearly silent (no second of it is mostly above -80 dBFS)")
 
 
 def check_level(samples: int, peak: float, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:
-    """Raise `AudioError` naming `name` for fewer than `min_samples` samples, or a swing below -80 dBFS."""
+    """Raise `AudioError` naming `name` for fewer than `min_samples` samples; `SilentAudio` below -80 dBFS."""
     need = audio.segment_samples if min_samples is None else min_samples
     if samples < need:
         raise AudioError(
             f"{name}: too short ({samples / audio.sample_rate:.2f} s, needs {need / audio.sample_rate:g} s)"
         )
     if peak < SILENCE_PEAK:
-        raise AudioError(f"{name}: silent (peak below -80 dBFS)")
+        raise SilentAudio(f"{name}: silent (peak below -80 dBFS)")
 
 
 def without_dc(wave: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ config (`save_checkpoint`, `load_model`).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fpkit.atomic import atomic_write
 from fpkit.config import Config, ConfigError, config_from_dict, config_with_overrides
 from fpkit.device import autocast_dtype
+from fpkit.errors import FpkitError
 from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
@@ -204,12 +205,11 @@ def save_checkpoint(path: str | Path, model: Fingerprinter, config: Config, **ex
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FpkitError):
     """A model file that cannot be loaded; the message names the file."""
 
 

@@ -91,13 +91,23 @@ def test_bad_queries_and_missing_databases_are_named(tmp_path: Path, setup) -> N
     assert missing.exit_code == 1 and "nowhere: no such database folder" in missing.stderr
     assert run("index", *songs, "--db", db, "--model", model).exit_code == 0
     short = write_audio(tmp_path / "short.wav", make_song(0.6, RATE), RATE)
-    silent = write_audio(tmp_path / "silent.wav", np.zeros(2 * RATE, dtype=np.float32), RATE)
-    found = run("search", short, silent, songs[1], "--db", db, "--format", "jsonl")
+    found = run("search", short, songs[1], "--db", db, "--format", "jsonl")
     assert found.exit_code == 3
     lines = [json.loads(line) for line in found.stdout.splitlines()]
-    assert [line["match"] for line in lines] == [None, None, str(songs[1])]
-    assert "too short" in lines[0]["error"] and "silent" in lines[1]["error"]
+    assert [line["match"] for line in lines] == [None, str(songs[1])]
+    assert "too short" in lines[0]["error"]
     assert "short.wav: too short" in found.stderr
+
+
+def test_a_silent_query_is_no_match_not_an_error(tmp_path: Path, setup) -> None:
+    model, songs, db = setup
+    assert run("index", *songs, "--db", db, "--model", model).exit_code == 0
+    silent = write_audio(tmp_path / "silent.wav", np.zeros(5 * RATE, dtype=np.float32), RATE)
+    found = run("search", silent, songs[1], "--db", db, "--format", "jsonl")
+    assert found.exit_code == 0, found.output
+    quiet, song = (json.loads(line) for line in found.stdout.splitlines())
+    assert quiet == {"query": str(silent), "match": None, "offset_s": None, "score": None, "candidates": []}
+    assert song["match"] == str(songs[1])
 
 
 def test_generated_parts_merge_into_one_database(tmp_path: Path, setup) -> None:

@@ -13,7 +13,7 @@ import yaml
 from conftest import TINY
 from typer.testing import CliRunner
 
-import fpkit.train
+import fpkit.train.loop
 from fpkit.cli.app import app
 from fpkit.model import read_checkpoint
 
@@ -57,7 +57,7 @@ def one_error(result) -> str:  # type: ignore[no-untyped-def]
 def test_a_signal_saves_the_step_and_resume_finishes(
     tmp_path: Path, songs: Path, config: Path, monkeypatch: pytest.MonkeyPatch, stop: int
 ) -> None:
-    real, calls = fpkit.train.contrastive_loss, []
+    real, calls = fpkit.train.loop.contrastive_loss, []
 
     def loss(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
@@ -65,7 +65,7 @@ def test_a_signal_saves_the_step_and_resume_finishes(
             os.kill(os.getpid(), stop)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fpkit.train, "contrastive_loss", loss)
+    monkeypatch.setattr(fpkit.train.loop, "contrastive_loss", loss)
     stopped = run("--config", config, "--data", songs, "--out", tmp_path / "run")
     assert stopped.exit_code == 130 and "Traceback" not in stopped.output
     (line,) = [line for line in stopped.stderr.splitlines() if "interrupted" in line]
@@ -88,7 +88,7 @@ def test_resume_refuses_other_shapes_or_data_before_any_work(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("songs were decoded")
 
-    monkeypatch.setattr(fpkit.train, "cache_songs", no_decoding)
+    monkeypatch.setattr(fpkit.train.loop, "cache_songs", no_decoding)
     for args, message in (
         (["--set", "model.emb_dim=16"], "model.emb_dim: {run} was trained with 32, not 16"),
         (["--set", "features.n_mels=32"], "features.n_mels: {run} was trained with 64, not 32"),

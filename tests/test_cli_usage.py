@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,24 @@ def test_the_readme_and_the_database_docs_state_these_statuses() -> None:
     assert re.search(r"usage message and exits with status 2", readme)
     database = " ".join((ROOT / "docs" / "database.md").read_text().split())
     assert "2 the command line does not parse" in database and "130 interrupted" in database
+
+
+def test_the_command_line_starts_without_the_heavy_libraries() -> None:
+    # `fpkit --help` and `--version` in a fraction of a second: torch, FAISS, matplotlib and numpy
+    # are imported by the commands that use them, once they run.
+    code = (
+        "import sys, fpkit, fpkit.cli.app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'faiss', 'matplotlib', 'numpy', 'yaml'}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "index", "search", "monitor", "eval", "export", "info"])
+def test_help_names_values_for_people_not_python_types(command: str) -> None:
+    shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    options = [line for line in shown.stdout.splitlines() if re.match(r"^│ +(\* +)?(--|[A-Z])", line)]
+    assert options and not [line for line in options if re.search(r"<\w|\b(str|bool|int|float)\b|list\[", line)]
+    assert re.search(r"--help +Show this", shown.stdout)  # a flag takes no value

@@ -196,10 +196,19 @@ def test_overrides_are_type_checked(override: str, key: str) -> None:
     assert config_error(None, [override]).startswith(f"--set: {key}: ")
 
 
-def test_override_error_with_a_file_names_the_key(tmp_path: Path) -> None:
+def test_override_error_with_a_file_names_set_not_the_file(tmp_path: Path) -> None:
     message = config_error(PAPER, ["train.batch_size=big"])
-    assert message.startswith(f"{PAPER}: train.batch_size: ")
+    assert message.startswith("--set: train.batch_size: ")  # the file does not hold the key
     assert "'big'" in message
+    # A combination gone wrong through an override is the override's fault too.
+    assert config_error(PAPER, ["model.emb_dim=7"]).startswith("--set: model.emb_dim: must divide")
+
+
+def test_an_error_of_the_file_itself_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  emb_dim: 7\n")
+    assert config_error(bad, ["train.lr=0.1"]).startswith(f"{bad}: model.emb_dim: must divide")
+    assert load_config(bad, ["model.emb_dim=64"]).model.emb_dim == 64  # the override mends the file
 
 
 @pytest.mark.parametrize("override", ["train.batch_size", "=3", "train.data=[unclosed"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fpkit.eval_truth import TruthError, match_song, read_truth
+from fpkit.evaluation.truth import TruthError, match_song, read_truth
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpkit.evaluate import (
+from fpkit.evaluation.metrics import (
     NO_SONG,
     UNKNOWN,
     Outcomes,

@@ -16,7 +16,7 @@ from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner
 
 import fpkit.db.store
-import fpkit.eval_run
+import fpkit.evaluation.run
 from fpkit.cli.app import app
 from fpkit.db import Database, Searcher
 from fpkit.db.store import Store
@@ -153,7 +153,7 @@ def test_search_writes_each_result_as_found_and_stops_at_130(
 
 def test_eval_stops_at_130_keeping_the_songs_it_indexed(tmp_path: Path, setup, monkeypatch: pytest.MonkeyPatch) -> None:
     model, _ = setup
-    monkeypatch.setattr(fpkit.eval_run, "cut", on_call(2, fpkit.eval_run.cut, signal.SIGTERM))
+    monkeypatch.setattr(fpkit.evaluation.run, "cut", on_call(2, fpkit.evaluation.run.cut, signal.SIGTERM))
     stopped = run(
         "eval", "--songs", tmp_path / "songs", "--db", tmp_path / "db", "--model", model,
         "--lengths", "2", "--queries", "2", "--out", tmp_path / "report",

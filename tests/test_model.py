@@ -240,15 +240,17 @@ def test_shipped_model_is_loaded_by_default(monkeypatch: pytest.MonkeyPatch, tin
     assert loaded.model.dims.emb_dim == 32
 
 
-def test_real_default_model_loads_or_fails_clearly() -> None:
-    # fpkit/weights/default.pt ships once a model is trained; either way the outcome is clean.
-    try:
-        loaded = load_model(None)
-    except CheckpointError as err:
-        assert not fpmodel.DEFAULT_WEIGHTS.exists()
-        assert str(err).startswith(str(fpmodel.DEFAULT_WEIGHTS))
-    else:
-        assert loaded.path == str(fpmodel.DEFAULT_WEIGHTS)
+def test_the_shipped_model_loads_and_fingerprints() -> None:
+    loaded = load_model(None)
+    assert loaded.path == str(fpmodel.DEFAULT_WEIGHTS)
+    stored = fpmodel.read_checkpoint(fpmodel.DEFAULT_WEIGHTS)["state_dict"]
+    weights = loaded.model.state_dict()
+    assert stored.keys() == weights.keys() and all(torch.equal(stored[k], weights[k].cpu()) for k in stored)
+    assert loaded.extra["provenance"]["source"]  # exported from a training run, saying which
+    with torch.inference_mode():
+        emb = loaded.model(songs(2, loaded.model))
+    assert emb.shape == (2, loaded.config.model.emb_dim)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2))
 
 
 def test_activation_is_part_of_the_dims_and_the_output(tiny_config: Config, tmp_path: Path) -> None:

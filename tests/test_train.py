@@ -14,10 +14,10 @@ import torch
 import torch.multiprocessing as mp
 
 from fpkit.config import Config, config_from_dict
-from fpkit.data import DataError
 from fpkit.model import load_model, read_checkpoint
-from fpkit.optim import Lamb, learning_rate
-from fpkit.train import TrainError, resume_config, train
+from fpkit.train.data import DataError
+from fpkit.train.loop import TrainError, resume_config, train
+from fpkit.train.optim import Lamb, learning_rate
 
 
 def run_config(tiny_config: Config, data: Path, out: Path, **train_overrides: object) -> Config:
@@ -118,13 +118,17 @@ def test_bad_files_are_skipped_with_a_warning(
         (data / p.name).write_bytes(p.read_bytes())
     (data / "corrupt.wav").write_bytes(os.urandom(3000))
     synth.write_audio(data / "short.wav", synth.make_song(0.8, 8000, 99), 8000)
-    cfg = run_config(tiny_config, data, tmp_path / "run", epochs=1, steps_per_epoch=3, val=None)
+    noise = tmp_path / "noise"
+    synth.write_audio(noise / "hum.wav", synth.make_song(3.0, 8000, 98), 8000)
+    (noise / "broken.wav").write_bytes(os.urandom(3000))
+    cfg = run_config(tiny_config, data, tmp_path / "run", epochs=1, steps_per_epoch=3, val=None, noise=str(noise))
     with caplog.at_level(logging.WARNING, logger="fpkit"):
         result = train(cfg)
     assert result.step == 3
     text = caplog.text
     assert "corrupt.wav" in text and "not readable" in text
     assert "short.wav" in text and "too short" in text
+    assert text.count("broken.wav") == 1  # the noise folder is read once, for training and validation alike
 
 
 def test_empty_data_folder_is_a_clear_error(tiny_config: Config, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
-from fpkit.cli.common import interruptible, setup_logging
+from fpkit.cli.common import Command, interruptible, one_line_errors, setup_logging
 from fpkit.cli.eval import eval_command
+from fpkit.cli.export import export
 from fpkit.cli.generate import generate
 from fpkit.cli.index import index
 from fpkit.cli.info import info
@@ -23,13 +24,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("info")(info)
-app.command("eval")(interruptible(eval_command))
-app.command("generate")(interruptible(generate))
-app.command("index")(interruptible(index))
-app.command("search")(interruptible(search))
-app.command("monitor")(interruptible(monitor))
-app.command("train")(interruptible(train))
+app.command("info", cls=Command)(one_line_errors(info))
+app.command("eval", cls=Command)(one_line_errors(interruptible(eval_command)))
+app.command("export", cls=Command)(one_line_errors(export))
+app.command("generate", cls=Command)(one_line_errors(interruptible(generate)))
+app.command("index", cls=Command)(one_line_errors(interruptible(index)))
+app.command("search", cls=Command)(one_line_errors(interruptible(search)))
+app.command("monitor", cls=Command)(one_line_errors(interruptible(monitor)))
+app.command("train", cls=Command)(one_line_errors(interruptible(train)))
 
 
 def _version(value: bool) -> None:

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from typer._click import Context, Parameter  # the click that typer carries
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from fpkit.config import Config, ConfigError, load_config
+from fpkit.errors import FpkitError
 from fpkit.interrupt import stop_on_signals
+
+if TYPE_CHECKING:
+    from fpkit.config import Config
 
 INTERRUPTED = 130  # exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 
 P = ParamSpec("P")
 
-# Results go to stdout; everything meant for people (progress, logs, errors) goes here.
-err_console = Console(stderr=True, highlight=False)
+# Results go to stdout; everything meant for people (progress, logs, errors) goes here. Lines are
+# never wrapped by rich: a terminal wraps them at its own width, and a log file keeps them whole.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -33,15 +40,65 @@ OverrideOption = Annotated[
 ]
 
 
+class Command(TyperCommand):
+    """A command whose --help speaks to people: `--out DIR`, `--top-k N`, a bare `--resume`.
+
+    Typer would show Python types (`<bool>` after every flag, `<list[Path]>`, `<int range>`).
+    """
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperArgument):
+                param.metavar = param.metavar or (param.name or "").upper()
+                param.display_type_rich = _no_type  # type: ignore[method-assign]  # the name says it
+            elif isinstance(param, TyperOption) and param.metavar is None:
+                label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
+                param.metavar = "" if param.is_flag else _METAVARS.get(label.lower(), label)
+        return params
+
+
+_METAVARS = {
+    "file": "FILE",
+    "dir": "DIR",
+    "path": "PATH",
+    "int": "N",
+    "int range": "N",
+    "float": "NUMBER",
+    "str": "TEXT",
+}
+
+
+def _no_type(ctx: Context) -> None:
+    return None
+
+
 def setup_logging(quiet: bool) -> None:
-    """Library log lines (fpkit.*) go to the stderr console: INFO and up, or WARNING with --quiet."""
+    """Library log lines (fpkit.*) go to stderr: INFO and up, or WARNING with --quiet.
+
+    On a terminal through rich; elsewhere as plain `LEVEL message` lines, whole, for log files.
+    """
     logger = logging.getLogger("fpkit")
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    if not any(isinstance(h, RichHandler) for h in logger.handlers):
-        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+    if not any(h.get_name() == "fpkit-cli" for h in logger.handlers):
+        handler: logging.Handler
+        if err_console.is_terminal:
+            handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        handler.set_name("fpkit-cli")  # a second call (another command in the same process) adds none
         logger.addHandler(handler)
         logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the stderr of the moment (a test runner swaps it), through the console's file."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = err_console.file
+        super().emit(record)
 
 
 def interruptible(command: Callable[P, None]) -> Callable[P, None]:
@@ -62,6 +119,19 @@ def interruptible(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
+def one_line_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """The CLI's one handler: any `FpkitError` a command does not deal with itself is one `error:` line, exit 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except FpkitError as err:
+            fail(str(err))
+
+    return run
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one error line to stderr and exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
@@ -69,6 +139,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def resolve_config(path: Path | None, overrides: list[str] | None) -> Config:
+    from fpkit.config import ConfigError, load_config
+
     try:
         return load_config(path, overrides)
     except ConfigError as err:

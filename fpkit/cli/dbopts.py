@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fpkit.audio import find_audio_files
-from fpkit.cli.common import INTERRUPTED, err_console, fail
-from fpkit.config import Config, ConfigError, IndexConfig, SearchConfig, config_from_dict, config_with_overrides
-from fpkit.db import AddReport, Database
-from fpkit.db.index import check_index_config
-from fpkit.device import DeviceError, autocast_dtype, resolve_device
-from fpkit.model import CheckpointError, LoadedModel, load_model
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it: `fpkit --help` stays instant
+    import torch
+
+    from fpkit.config import Config, IndexConfig, SearchConfig
+    from fpkit.db import AddReport, Database
+    from fpkit.model import LoadedModel
 
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
 
 DbOption = Annotated[
     Path,
-    typer.Option("--db", envvar="FPKIT_DB", help="Database folder (default: $FPKIT_DB, else ./fpkit-db)."),
+    typer.Option(
+        "--db", envvar="FPKIT_DB", metavar="DIR", help="Database folder (default: $FPKIT_DB, else ./fpkit-db)."
+    ),
 ]
 ModelOption = Annotated[
     Path | None,
@@ -30,11 +31,27 @@ ModelOption = Annotated[
         "--model", "-m", dir_okay=False, help="Model checkpoint (default: the database's, else the shipped one)."
     ),
 ]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+OutModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model", "-m", dir_okay=False, help="Model checkpoint (default: OUT's own when resuming, else the shipped)."
+    ),
+]
+DeviceOption = Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", help="Override the model's config, e.g. --set search.top_k=10 (repeatable).", metavar="KEY=VALUE"
+        "--set",
+        help="Override a setting of the model's config, e.g. --set index.batch_size=64 (repeatable).",
+        metavar="KEY=VALUE",
+    ),
+]
+SearchSetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a setting of the model's config, e.g. --set search.nprobe=64 (repeatable).",
+        metavar="KEY=VALUE",
     ),
 ]
 
@@ -51,6 +68,8 @@ def expand_paths(args: list[str]) -> list[str]:
 
 
 def device_or_fail(name: str) -> torch.device:
+    from fpkit.device import DeviceError, resolve_device
+
     try:
         return resolve_device(name)
     except DeviceError as err:
@@ -58,6 +77,8 @@ def device_or_fail(name: str) -> torch.device:
 
 
 def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
+    from fpkit.model import CheckpointError, load_model
+
     try:
         return load_model(path, device)
     except CheckpointError as err:
@@ -65,17 +86,19 @@ def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
 
 
 def with_overrides(config: Config, overrides: list[str] | None) -> Config:
-    """The model's own config with `section.key=value` overrides applied."""
-    if not overrides:
-        return config
+    """The model's own config with the `section.key=value` overrides a run may make."""
+    from fpkit.config import ConfigError, run_overrides
+
     try:
-        return config_with_overrides(config.to_dict(), overrides, "--set")
+        return run_overrides(config, overrides)
     except ConfigError as err:
         fail(str(err))
 
 
 def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:
     """The model's config with `--set` overrides, its fingerprinting precision applied to the model."""
+    from fpkit.device import autocast_dtype
+
     config = with_overrides(loaded.config, overrides)
     loaded.model.autocast = autocast_dtype(device, config.index.precision)
     return config
@@ -83,6 +106,8 @@ def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.d
 
 def audio_files_or_fail(sources: list[str]) -> list[Path]:
     """The audio files under `sources`; one line and exit 1 when there are none at all."""
+    from fpkit.audio import find_audio_files
+
     if not sources:
         fail("no audio paths given (- read no lines from stdin)")
     files: list[Path] = []
@@ -101,14 +126,18 @@ def audio_files_or_fail(sources: list[str]) -> list[Path]:
 
 def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
     """Refuse index settings that cannot work with `model` before any work is done."""
+    from fpkit.db.index import IndexConfigError, check_index_config
+
     try:
         check_index_config(config, model.model.dims.emb_dim)
-    except ValueError as err:
+    except IndexConfigError as err:
         fail(str(err))
 
 
 def search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
     """The model's search settings with --top-k and --threshold, checked like --set search.…."""
+    from fpkit.config import ConfigError, config_from_dict
+
     for option, value, changes in (
         ("--top-k", top_k, {"top_k": top_k}),
         ("--threshold", threshold, {"threshold": threshold, "threshold_by_length": []}),  # one constant, as asked
@@ -124,14 +153,13 @@ def search_config(config: Config, top_k: int | None, threshold: float | None) ->
 
 
 def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:
-    """`db.add_files` with a progress bar on stderr; Ctrl-C keeps the last committed state."""
-    with _progress() as progress:
-        task = progress.add_task("fingerprinting", total=len(files))
-        try:
-            return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
-        except KeyboardInterrupt:
-            progress.stop()
-            interrupted_adding(db)
+    """`db.add_files` with progress on stderr; Ctrl-C keeps the last committed state."""
+    try:
+        with RichBars() as bars:
+            bars.start("fingerprinting", len(files))
+            return db.add_files(files, model, batch_size, on_file=lambda _: bars.advance())
+    except KeyboardInterrupt:
+        interrupted_adding(db)
 
 
 def interrupted_adding(db: Database) -> NoReturn:
@@ -142,16 +170,16 @@ def interrupted_adding(db: Database) -> NoReturn:
 
 
 def index_with_progress(db: Database, config: IndexConfig) -> None:
-    with _progress() as progress:
-        task = progress.add_task("indexing", total=db.rows)
-        try:
-            db.update_index(config, progress=lambda n: progress.advance(task, n))
-        except ValueError as err:  # an index setting that does not suit this database, e.g. index.pq_m
-            progress.stop()
-            fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
-        except KeyboardInterrupt:
-            progress.stop()
-            fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
+    from fpkit.db.index import IndexConfigError
+
+    try:
+        with RichBars() as bars:
+            bars.start("indexing", db.rows)
+            db.update_index(config, progress=bars.advance)
+    except IndexConfigError as err:  # an index setting that does not suit this database, e.g. index.pq_m
+        fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
+    except KeyboardInterrupt:
+        fail(f"interrupted; {db.root} keeps its previous index (run again to finish)", INTERRUPTED)
 
 
 def report_and_exit(report: AddReport, db: Database) -> None:
@@ -166,14 +194,3 @@ def report_and_exit(report: AddReport, db: Database) -> None:
     )
     if report.failed:
         raise typer.Exit(code=SOME_FAILED)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    )

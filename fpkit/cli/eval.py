@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich.table import Table
 
-from fpkit.audio import AudioError
-from fpkit.cli.common import INTERRUPTED, ConfigOption, OverrideOption, RichBars, err_console, fail, resolve_config
-from fpkit.config import Config, ConfigError
-from fpkit.db.store import MODEL_FILE, StoreError
-from fpkit.device import DeviceError, resolve_device
-from fpkit.eval_report import EvalReport, metrics_table, report_dict, write_report
-from fpkit.eval_run import (
-    DatabaseSource,
-    EvalError,
-    RecordingsPlan,
-    SyntheticPlan,
-    evaluate_recordings,
-    evaluate_synthetic,
-)
-from fpkit.eval_truth import TruthError
-from fpkit.evaluate import Protocol
-from fpkit.model import DEFAULT_WEIGHTS, CheckpointError, stored_config
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail, resolve_config
+
+if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
+    from fpkit.config import Config
+    from fpkit.evaluation.report import EvalReport, ProtocolResult
+    from fpkit.evaluation.run import DatabaseSource
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -32,29 +22,44 @@ DEFAULT_QUERIES = 500
 
 def eval_command(
     songs: Annotated[
-        Path | None, typer.Option("--songs", help="Query songs: indexed, and the source of synthetic queries.")
+        Path | None,
+        typer.Option("--songs", metavar="DIR", help="Query songs: indexed, and the source of synthetic queries."),
     ] = None,
     dummy: Annotated[
-        Path | None, typer.Option("--dummy", help="Distractor songs indexed along (the paper's dummy database).")
+        Path | None,
+        typer.Option("--dummy", metavar="DIR", help="Distractor songs indexed along (the paper's dummy database)."),
     ] = None,
     unknown: Annotated[
-        Path | None, typer.Option("--unknown", help="Songs never indexed: their queries measure false positives.")
+        Path | None,
+        typer.Option("--unknown", metavar="DIR", help="Songs never indexed: their queries measure false positives."),
     ] = None,
     noise: Annotated[
-        Path | None, typer.Option("--noise", help="Background noise for synthetic queries (default: synthesised).")
+        Path | None,
+        typer.Option("--noise", metavar="DIR", help="Background noise for synthetic queries (default: synthesised)."),
     ] = None,
     ir: Annotated[
-        Path | None, typer.Option("--ir", help="Room impulse responses for synthetic queries (default: synthesised).")
+        Path | None,
+        typer.Option(
+            "--ir", metavar="DIR", help="Room impulse responses for synthetic queries (default: synthesised)."
+        ),
     ] = None,
     model: Annotated[
-        Path | None, typer.Option("--model", help="Checkpoint for a new database (default: the shipped model).")
+        Path | None,
+        typer.Option(
+            "--model", "-m", metavar="FILE", help="Checkpoint for a new database (default: the shipped model)."
+        ),
     ] = None,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="Database folder: used (and updated with --songs/--dummy) if it exists, else built."),
+        typer.Option(
+            "--db",
+            metavar="DIR",
+            help="Database folder: used (and updated with --songs/--dummy) if it exists, else built.",
+        ),
     ] = None,
     lengths: Annotated[
-        str | None, typer.Option("--lengths", help=f"Query lengths in seconds (default: {DEFAULT_LENGTHS}).")
+        str | None,
+        typer.Option("--lengths", metavar="S,S,...", help=f"Query lengths in seconds (default: {DEFAULT_LENGTHS})."),
     ] = None,
     queries: Annotated[
         str | None,
@@ -65,10 +70,14 @@ def eval_command(
         ),
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option("--truth", help="Ground-truth CSV of real recordings: query,song,start_s.")
+        Path | None,
+        typer.Option("--truth", metavar="FILE", help="Ground-truth CSV of real recordings: query,song,start_s."),
     ] = None,
     snr: Annotated[
-        str | None, typer.Option("--snr", help="Noise SNR range in dB, LOW,HIGH (default: augment.snr_db, 0,10).")
+        str | None,
+        typer.Option(
+            "--snr", metavar="LOW,HIGH", help="Noise SNR range in dB, LOW,HIGH (default: augment.snr_db, 0,10)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Fixes the queries and the figures (default: 0).")] = None,
     protocol: Annotated[
@@ -76,19 +85,33 @@ def eval_command(
         typer.Option("--protocol", help="random offsets, the paper's segment-aligned starts, or both (default: both)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Report folder.", file_okay=False)] = Path("eval-report"),
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    config: ConfigOption = None,
-    overrides: OverrideOption = None,
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", dir_okay=False, help="YAML config (default: the model's own settings)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Dotted override, e.g. --set search.nprobe=64 (repeatable)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print report.json to stdout.")] = False,
 ) -> None:
     """Score synthetic queries (--songs) or real recordings (--truth) against a database.
 
     Writes report.json and hit_rate.png to --out and shows the hit-rate table on stderr.
     """
-    try:
-        source = DatabaseSource(db, model, str(resolve_device(device)))
-    except DeviceError as err:
-        fail(str(err))
+    from fpkit.device import resolve_device
+    from fpkit.evaluation.metrics import Protocol
+    from fpkit.evaluation.report import report_dict, write_report
+    from fpkit.evaluation.run import (
+        DatabaseSource,
+        RecordingsPlan,
+        SyntheticPlan,
+        evaluate_recordings,
+        evaluate_synthetic,
+    )
+
+    source = DatabaseSource(db, model, str(resolve_device(device)))
     length_list = _lengths(lengths) if lengths is not None else None
     plan: SyntheticPlan | RecordingsPlan
     if truth is not None:
@@ -132,8 +155,6 @@ def eval_command(
             else:
                 report = evaluate_synthetic(plan, source, cfg, bars)
         files = write_report(report, out)
-    except (EvalError, TruthError, AudioError, CheckpointError, StoreError, ConfigError) as err:
-        fail(str(err))
     except OSError as err:
         fail(f"{err.filename or out}: {err.strerror}")
     except KeyboardInterrupt:
@@ -159,6 +180,9 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
     """--config when given; else the config stored with the model that will be used, so that
     eval searches with the model's own settings (its calibrated threshold above all), as
     `fpkit search` does. --set applies on top either way."""
+    from fpkit.db.store import MODEL_FILE
+    from fpkit.model import DEFAULT_WEIGHTS, stored_config
+
     if config is not None:
         return resolve_config(config, overrides)
     if source.model is not None:
@@ -169,10 +193,32 @@ def _settings(config: Path | None, overrides: list[str] | None, source: Database
         checkpoint = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None
     if checkpoint is None or not checkpoint.exists():
         return resolve_config(None, overrides)  # the missing model is reported where it is loaded
-    try:
-        return stored_config(checkpoint, overrides)
-    except (CheckpointError, ConfigError) as err:
-        fail(str(err))
+    return stored_config(checkpoint, overrides)
+
+
+def metrics_table(result: ProtocolResult) -> Table:
+    """Rows: metrics (percent) and search times; columns: query lengths, as in the paper's table."""
+    from fpkit.evaluation.report import RATE_FIELDS, length_label
+
+    table = Table(title=f"{result.protocol} queries: hit rate (%)", title_justify="left")
+    table.add_column("metric")
+    for m in result.metrics:
+        table.add_column(length_label(m.length_s), justify="right")
+    table.add_row("queries", *[str(m.queries) for m in result.metrics])
+    if any(m.unknown_queries for m in result.metrics):
+        table.add_row("unknown queries", *[str(m.unknown_queries) for m in result.metrics])
+    for name in RATE_FIELDS:
+        values = [getattr(m, name) for m in result.metrics]
+        if not all(v is None for v in values):
+            table.add_row(name, *["-" if v is None else f"{100 * v:.1f}" for v in values])
+    table.add_section()
+    table.add_row("search ms (mean)", *[_ms(t.mean_ms) for t in result.timing])
+    table.add_row("search ms (p95)", *[_ms(t.p95_ms) for t in result.timing])
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _require_folder(option: str, folder: Path) -> None:

@@ -10,7 +10,7 @@ import typer
 from fpkit.cli.common import fail
 from fpkit.cli.dbopts import (
     DeviceOption,
-    ModelOption,
+    OutModelOption,
     SetOption,
     add_with_progress,
     audio_files_or_fail,
@@ -20,13 +20,12 @@ from fpkit.cli.dbopts import (
     report_and_exit,
     run_config,
 )
-from fpkit.db import Database, DatabaseError
 
 
 def generate(
     paths: Annotated[list[str], typer.Argument(help="Audio files or folders; - reads paths from stdin.")],
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Output folder (created or resumed).")],
-    model: ModelOption = None,
+    model: OutModelOption = None,
     device: DeviceOption = "auto",
     overrides: SetOption = None,
 ) -> None:
@@ -35,6 +34,8 @@ def generate(
     OUT holds float16 fingerprints, a table of files and a copy of the model; running again
     resumes, skipping files already there. `fpkit index --merge OUT` adds it to a database.
     """
+    from fpkit.db import Database, DatabaseError
+
     files = audio_files_or_fail(expand_paths(paths))
     if model is None and (out / "manifest.json").exists():  # resuming: the folder's own model
         try:

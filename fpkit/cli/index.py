@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 
 from fpkit.cli.common import err_console, fail
@@ -25,8 +24,12 @@ from fpkit.cli.dbopts import (
     report_and_exit,
     run_config,
 )
-from fpkit.db import AddReport, Database, DatabaseError
-from fpkit.model import CheckpointError, LoadedModel, load_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from fpkit.db import AddReport, Database
+    from fpkit.model import LoadedModel
 
 
 def index(
@@ -45,7 +48,10 @@ def index(
     merge: Annotated[
         list[Path] | None,
         typer.Option(
-            "--merge", file_okay=False, help="Add the songs of an `fpkit generate` folder or database (repeatable)."
+            "--merge",
+            file_okay=False,
+            metavar="DIR",
+            help="Add the songs of an `fpkit generate` folder or database (repeatable).",
         ),
     ] = None,
     device: DeviceOption = "auto",
@@ -58,6 +64,8 @@ def index(
     Big collections: run `fpkit generate PART --out parts/N` in many processes, then
     `fpkit index --db DB --merge parts/1 --merge parts/2 ... --set index.on_disk=true`.
     """
+    from fpkit.db import AddReport, Database, DatabaseError
+
     sources = expand_paths(paths or [])
     existing = (db / "manifest.json").exists()
     if not sources and not merge and not rebuild and not existing:
@@ -99,6 +107,9 @@ def index(
 
 def _model_to_repair(db: Path, model: Path | None, device: torch.device) -> LoadedModel:
     """`--model`, else the database's own copy, found from its manifest alone; naming what to pass when it is lost."""
+    from fpkit.db import Database, DatabaseError
+    from fpkit.model import CheckpointError, load_model
+
     if model is not None:
         return model_or_fail(model, device)
     try:
@@ -112,6 +123,8 @@ def _model_to_repair(db: Path, model: Path | None, device: torch.device) -> Load
 
 
 def _repair(db: Path, model: LoadedModel) -> None:
+    from fpkit.db import Database, DatabaseError
+
     try:
         report = Database.repair(db, model)
     except DatabaseError as err:
@@ -139,6 +152,8 @@ def _repair(db: Path, model: LoadedModel) -> None:
 
 
 def _part_model(part: Path) -> Path:
+    from fpkit.db import Database, DatabaseError
+
     try:
         with Database.open(part) as source:
             return source.store.model_path
@@ -147,6 +162,8 @@ def _part_model(part: Path) -> Path:
 
 
 def _merge(database: Database, parts: list[Path]) -> AddReport:
+    from fpkit.db import Database, DatabaseError
+
     try:
         sources = [Database.open(part) for part in parts]
     except DatabaseError as err:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import torch
 import typer
-import yaml
 
 from fpkit.cli.common import ConfigOption, OverrideOption, err_console, fail, resolve_config
-from fpkit.device import DeviceError, resolve_device
-from fpkit.model import build_model, count_parameters, model_flops
 
 
 def info(
@@ -20,6 +16,12 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")] = False,
 ) -> None:
     """Print the resolved config, parameter count, GFLOP per segment and the device."""
+    import torch
+    import yaml
+
+    from fpkit.device import DeviceError, resolve_device
+    from fpkit.model import build_model, count_parameters, model_flops
+
     cfg = resolve_config(config, overrides)
     try:
         device = resolve_device(cfg.train.device)

@@ -7,13 +7,11 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from fpkit.audio import AudioError, audio_info, iter_audio_blocks, iter_raw_blocks, read_ahead
 from fpkit.cli.common import INTERRUPTED, err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
@@ -27,8 +25,11 @@ from fpkit.cli.dbopts import (
     search_config,
 )
 from fpkit.cli.search import Format
-from fpkit.db import Database, DatabaseError, Searcher
-from fpkit.monitor import FILE_BLOCK_S, Monitor, Span
+
+if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
+    import numpy as np
+
+    from fpkit.monitor import Monitor, Span
 
 STDIN = "-"
 FIELDS = ["recording", "start_s", "end_s", "match", "offset_s", "score"]
@@ -60,6 +61,9 @@ def monitor(
     Spans are printed in time order as they close (about 20 s after their end). Exit code 0
     when every recording was processed, 3 when some could not be read.
     """
+    from fpkit.db import Database, DatabaseError, Searcher
+    from fpkit.monitor import Monitor
+
     if recordings.count(STDIN) > 1:
         fail("- (stdin) can be given only once")
     dev = device_or_fail(device)
@@ -86,6 +90,9 @@ def monitor(
 
 def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate: int, writer: _Writer) -> bool:
     """Monitor one recording, writing its spans as they close; False when it could not be (fully) read."""
+    from fpkit.audio import AudioError, iter_audio_blocks, iter_raw_blocks, read_ahead
+    from fpkit.monitor import FILE_BLOCK_S
+
     name = "<stdin>" if recording == STDIN else recording
     blocks: Iterator[np.ndarray]
     if recording == STDIN:
@@ -121,6 +128,8 @@ def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate:
 
 def _duration_or_none(path: str) -> float | None:
     """The header's duration for the progress bar; None when unknown (decoding reports the error)."""
+    from fpkit.audio import AudioError, audio_info
+
     try:
         return audio_info(path).duration_s
     except AudioError:

@@ -9,27 +9,27 @@ import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fpkit.audio import AudioError
 from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
     DbOption,
     DeviceOption,
     ModelOption,
-    SetOption,
+    SearchSetOption,
     device_or_fail,
     expand_paths,
-    model_or_fail,
     run_config,
     search_config,
 )
-from fpkit.db import Database, DatabaseError, Searcher, SearchResult
+
+if TYPE_CHECKING:
+    from fpkit.db import Searcher, SearchResult
 
 
 class Format(str, Enum):
@@ -52,7 +52,7 @@ def search(
         ),
     ] = None,
     device: DeviceOption = "auto",
-    overrides: SetOption = None,
+    overrides: SearchSetOption = None,
 ) -> None:
     """Search each query in the database: the best song, where in it the query starts, a score.
 
@@ -60,19 +60,12 @@ def search(
     soon as it is found (the table once at the end). Exit code 0 when every query was
     processed (matched or not), 3 when some could not be read, 130 when interrupted.
     """
+    from fpkit.db import Database, Searcher
+
     dev = device_or_fail(device)
-    try:
-        database = Database.open(db)
-    except DatabaseError as err:
-        fail(str(err))
-    with database:
-        try:
-            loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
-            database.check_model(loaded)
-            config = search_config(run_config(loaded, overrides, dev), top_k, threshold)
-            searcher = Searcher(database, loaded, config)
-        except DatabaseError as err:
-            fail(str(err))
+    with Database.open_for(db, model, dev) as opened:  # errors: one line, by the app's handler
+        config = run_config(opened.model, overrides, dev)
+        searcher = Searcher(opened.db, opened.model, search_config(config, top_k, threshold), config.index.batch_size)
         failed = _search_all(searcher, expand_paths(queries), _writer(output))
     if failed:
         raise typer.Exit(code=SOME_FAILED)
@@ -93,6 +86,8 @@ def _search_all(searcher: Searcher, queries: list[str], out: _Writer) -> int:
     Ctrl-C or SIGTERM stops after the results written so far (exit 130); a reader that
     closes the pipe (`| head`) stops the search quietly.
     """
+    from fpkit.audio import AudioError
+
     failed = done = 0
     try:
         with RichBars() as bars:
@@ -208,4 +203,10 @@ class _Table:
 
     def close(self) -> None:
         if self.table.row_count:
-            Console(soft_wrap=True).print(self.table)
+            console = Console()
+            if not console.is_terminal:  # a pipe or a file: rows whole, however long their paths
+                console = Console(width=UNWRAPPED)
+            console.print(self.table)
+
+
+UNWRAPPED = 100_000  # columns: wider than any row, and a table is only as wide as its rows

@@ -24,7 +24,7 @@ from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import IndexConfig
 from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
-from fpkit.db.store import FileRecord, Salvage, Store, StoreError, read_manifest
+from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.fingerprint import REFERENCE_MIN_FILL, SongPrints, check_level
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
@@ -71,6 +71,20 @@ class RepairReport:
     model_restored: bool  # the database's copy of its model was missing or unreadable and is copied in again
 
 
+@dataclass(frozen=True)
+class OpenedDatabase:
+    """A database and the model to use with it (`Database.open_for`); closes the database on exit."""
+
+    db: Database
+    model: LoadedModel
+
+    def __enter__(self) -> OpenedDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
 @dataclass
 class AddReport:
     stored: list[FileRecord] = field(default_factory=list)
@@ -113,6 +127,32 @@ class Database:
                 db.close()
                 raise DatabaseError(str(err)) from None
         return db
+
+    @classmethod
+    def open_for(
+        cls, root: str | Path, model: str | Path | None, device: str | torch.device = "cpu", writable: bool = False
+    ) -> OpenedDatabase:
+        """The database in `root` and the model to use with it: the one place that decides.
+
+        `model` (a checkpoint file) when given, which must be the model the database was built
+        with (`ModelMismatch`), else the database's own copy. Writable, a missing database is
+        created with `model` (default: the shipped one). Raises `DatabaseError` or
+        `CheckpointError` in one line.
+        """
+        if writable and not (Path(root) / MANIFEST).exists():
+            loaded = load_model(model, device)
+            return OpenedDatabase(cls.create(root, loaded), loaded)
+        db = cls.open(root, writable)
+        try:
+            if model is None:
+                loaded = db.load_model(device)
+            else:
+                loaded = load_model(model, device)
+                db.check_model(loaded)
+        except BaseException:
+            db.close()
+            raise
+        return OpenedDatabase(db, loaded)
 
     @classmethod
     def open_or_create(cls, root: str | Path, model: LoadedModel, rebuild: bool = False) -> Database:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +27,10 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
+from fpkit.atomic import atomic_write
 from fpkit.config import IndexConfig
-from fpkit.db.store import Store, StoreDamaged, atomic_path
+from fpkit.db.store import Store, StoreDamaged
+from fpkit.errors import FpkitError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ MIN_POINTS_PER_LIST = 39
 AUTO_MIN_ROWS = 10000  # "auto" stays exact below this: 8-bit PQ codebooks want 39 * 256 training points
 
 Progress = Callable[[int], None]  # called with the number of rows just added
+
+
+class IndexConfigError(FpkitError):
+    """Index settings that cannot index these fingerprints; the message names the setting."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def plan_index(n: int, dim: int, config: IndexConfig) -> IndexPlan:
     if n < AUTO_MIN_ROWS:
         return IndexPlan("Flat", on_disk=False)
     if dim % config.pq_m:
-        raise ValueError(f"index.pq_m={config.pq_m} must divide the fingerprint dimension {dim}")
+        raise IndexConfigError(f"index.pq_m={config.pq_m} must divide the fingerprint dimension {dim}")
     nlist = nlist_for(n)
     if config.on_disk:
         return IndexPlan(f"IVF{nlist},PQ{config.pq_m // 2}np", on_disk=True)
@@ -91,14 +96,17 @@ def update_index(store: Store, config: IndexConfig, progress: Progress | None = 
     if extend:
         assert meta is not None
         index, start = read_index(store.root, meta), int(meta["rows"])
-    else:
-        log.info("building a %s index over %d rows", plan.factory, store.rows)
-        index, start = _trained(plan.factory, store), 0
-    if plan.on_disk:
-        files = _build_on_disk(index, store, stem, progress)
-    else:
-        _add_rows(index, store, start, store.rows, progress)
-        files = [_write(index, stem.with_suffix(".faiss"))]
+    try:
+        if not extend:
+            log.info("building a %s index over %d rows", plan.factory, store.rows)
+            index, start = _trained(plan.factory, store), 0
+        if plan.on_disk:
+            files = _build_on_disk(index, store, stem, progress)
+        else:
+            _add_rows(index, store, start, store.rows, progress)
+            files = [_write(index, stem.with_suffix(".faiss"))]
+    except RuntimeError as err:  # FAISS refusing a factory for this many rows, e.g. more lists than points
+        raise IndexConfigError(f"index {plan.factory!r} over {store.rows} rows: {_faiss_reason(err)}") from None
     return {
         "factory": plan.factory,
         "on_disk": plan.on_disk,
@@ -128,7 +136,7 @@ def read_index(root: Path, meta: dict[str, Any]) -> faiss.Index:
 
 
 def check_index_config(config: IndexConfig, dim: int) -> None:
-    """Raise `ValueError` naming the setting when `config` cannot index fingerprints of `dim`.
+    """Raise `IndexConfigError` naming the setting when `config` cannot index fingerprints of `dim`.
 
     Cheap (it builds an empty index), so commands call it before any work. "auto" plans its
     IVF-PQ when a database grows that large (`plan_index`).
@@ -139,16 +147,17 @@ def check_index_config(config: IndexConfig, dim: int) -> None:
     try:
         index = faiss.index_factory(dim, config.factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as err:
-        raise ValueError(f"{setting}: not a FAISS index for {dim}-d inner products ({_faiss_reason(err)})") from None
+        reason = _faiss_reason(err)
+        raise IndexConfigError(f"{setting}: not a FAISS index for {dim}-d inner products ({reason})") from None
     try:
         faiss.extract_index_ivf(index)
         ivf = True
     except RuntimeError:
         ivf = False
     if config.on_disk and not ivf:
-        raise ValueError(f"{setting}: index.on_disk needs an IVF index")
+        raise IndexConfigError(f"{setting}: index.on_disk needs an IVF index")
     if not (ivf or isinstance(index, (faiss.IndexFlat, faiss.IndexIDMap))):
-        raise ValueError(f"{setting}: cannot store row ids (use an IVF index, Flat, or IDMap,{config.factory})")
+        raise IndexConfigError(f"{setting}: cannot store row ids (use an IVF index, Flat, or IDMap,{config.factory})")
 
 
 def _faiss_reason(err: RuntimeError) -> str:
@@ -199,8 +208,8 @@ def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Pro
         faiss.write_index(shard, str(path))
         shards.append(path)
     data_path = stem.with_suffix(".ivfdata")
-    merge_ondisk(trained, [str(p) for p in shards], str(atomic_path(data_path)))
-    os.replace(atomic_path(data_path), data_path)
+    with atomic_write(data_path) as tmp:
+        merge_ondisk(trained, [str(p) for p in shards], str(tmp))
     # The index file names its lists' file; read_index's IO_FLAG_ONDISK_SAME_DIR finds it beside the index.
     ivf: Any = faiss.extract_index_ivf(trained)
     lists: Any = faiss.downcast_InvertedLists(ivf.invlists)  # an OnDiskInvertedLists
@@ -211,6 +220,6 @@ def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Pro
 
 
 def _write(index: faiss.Index, path: Path) -> str:
-    faiss.write_index(index, str(atomic_path(path)))
-    os.replace(atomic_path(path), path)
+    with atomic_write(path) as tmp:
+        faiss.write_index(index, str(tmp))
     return path.name

@@ -22,7 +22,7 @@ from fpkit.audio import load_audio
 from fpkit.config import SearchConfig
 from fpkit.db.database import Database
 from fpkit.db.index import set_nprobe
-from fpkit.fingerprint import QueryPrints, check_usable, query_prints
+from fpkit.fingerprint import QueryPrints, SilentAudio, check_usable, query_prints
 from fpkit.model import LoadedModel
 
 
@@ -132,11 +132,15 @@ def lead_scores(similarity: np.ndarray, lead_weight: float) -> np.ndarray:
 class Searcher:
     """Searches one database with its model; load once, query many times."""
 
-    def __init__(self, db: Database, model: LoadedModel, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self, db: Database, model: LoadedModel, config: SearchConfig | None = None, batch_size: int | None = None
+    ) -> None:
+        """`config` and `batch_size` (segments per model call) default to the model's own."""
         db.check_model(model)
         self.db = db
         self.model = model
         self.config = config if config is not None else model.config.search
+        self.batch_size = batch_size if batch_size is not None else model.config.index.batch_size
         self.index = db.load_index()
         set_nprobe(self.index, self.config.nprobe)
         first, counts = db.store.song_bounds()
@@ -162,11 +166,14 @@ class Searcher:
         return SearchResult(query_name, best, candidates, duration_s)
 
     def align(self, wave: np.ndarray, query_name: str = "<wave>") -> list[Alignment]:
-        """The best alignment of the query in every song it hit, best first."""
+        """The best alignment of the query in every song it hit, best first; none for a silent query."""
         audio = self.model.config.audio
-        check_usable(wave, query_name, audio)
+        try:
+            check_usable(wave, query_name, audio)
+        except SilentAudio:
+            return []  # valid audio in which no song plays
         cfg = self.config
-        prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.model.config.index.batch_size)
+        prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.batch_size)
         return sequence_search(
             self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.max_candidates
         )

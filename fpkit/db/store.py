@@ -35,7 +35,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from fpkit.atomic import TMP_SUFFIX, atomic_write
 from fpkit.config import AudioConfig
+from fpkit.errors import FpkitError
 from fpkit.interrupt import uninterruptible
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class StoreError(ValueError):
+class StoreError(FpkitError):
     """A store folder that cannot be used as asked; the message names the folder."""
 
 
@@ -391,7 +393,7 @@ class Store:
         keep.update((self.manifest.get("index") or {}).get("files", []))
         for path in self.root.iterdir():
             stale = path.name.startswith(_GENERATED_PREFIXES) and path.name not in keep
-            if stale or path.name.endswith(".tmp"):
+            if stale or path.name.endswith(TMP_SUFFIX):
                 path.unlink(missing_ok=True)
 
 
@@ -511,24 +513,14 @@ def _parse_record(line: bytes) -> FileRecord | None:
     return record
 
 
-def atomic_path(path: Path) -> Path:
-    """The temporary name a file is written under before `os.replace` moves it into place."""
-    return path.with_name(path.name + ".tmp")
-
-
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = atomic_path(path)
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    tmp = atomic_path(target)
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_write(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _acquire(root: Path) -> IO[bytes]:

@@ -20,10 +20,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from fpkit.errors import FpkitError
+
 COLUMNS = ("query", "song", "start_s")
 
 
-class TruthError(ValueError):
+class TruthError(FpkitError):
     """A ground-truth table that cannot be used; the message names the file and line."""
 
 

@@ -29,13 +29,14 @@ from torch import nn
 
 from fpkit.augment import Degrader, spec_augment
 from fpkit.config import Config
-from fpkit.curves import plot_training_curves
-from fpkit.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.device import resolve_device
+from fpkit.errors import FpkitError
 from fpkit.loss import Memory, contrastive_loss
 from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
-from fpkit.optim import learning_rate, make_optimizer
-from fpkit.validation import make_validation_set, validate
+from fpkit.train.curves import plot_training_curves
+from fpkit.train.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
+from fpkit.train.optim import learning_rate, make_optimizer
+from fpkit.train.validation import make_validation_set, validate
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ RESUME_KEEPS = ("audio", "features", "model")  # config sections a resumed run c
 RESUME_MAY_CHANGE = {"model.channels_last"}  # memory layout only
 
 
-class TrainError(ValueError):
+class TrainError(FpkitError):
     """A run that cannot start: bad folders, an occupied run directory, nothing to resume."""
 
 
@@ -164,7 +165,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     # Data: decode every song once into the run's cache (the main process first, then the others reuse it).
     train_songs, val_songs = _prepare_songs(config, run_dir, ddp, observer)
     degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed)
-    val_degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed + 1)
+    val_degrader = degrader.reseeded(tc.seed + 1)
     val_set = make_validation_set(val_songs, config, val_degrader, tc.seed)
 
     # Model and optimiser, restored from last.pt when resuming.

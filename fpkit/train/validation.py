@@ -16,10 +16,10 @@ import torch
 from fpkit.audio import crop
 from fpkit.augment import Degrader
 from fpkit.config import Config
-from fpkit.data import Song
 from fpkit.features import framing
 from fpkit.loss import contrastive_loss
 from fpkit.model import Fingerprinter
+from fpkit.train.data import Song
 
 SEQUENCE_LENGTHS = (1, 3, 5, 10)
 CHUNK_SEGMENTS = 20  # consecutive segments cut from one place in a song

@@ -1,4 +1,4 @@
-"""What an evaluation produced, and how it is shown: report.json, a Rich table, hit_rate.png.
+"""What an evaluation produced, and how it is kept: report.json and hit_rate.png (the table: `fpkit.cli.eval`).
 
 report.json keeps the deterministic part (`settings`, `results`: the same seed gives the same
 bytes) apart from `timing`, which changes from run to run and machine to machine.
@@ -7,17 +7,16 @@ bytes) apart from `timing`, which changes from run to run and machine to machine
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
-from rich.table import Table
 
 from fpkit import __version__
-from fpkit.evaluate import LengthMetrics, Timing
+from fpkit.atomic import atomic_write
+from fpkit.evaluation.metrics import LengthMetrics, Timing
 
 REPORT_JSON = "report.json"
 HIT_RATE_PNG = "hit_rate.png"
@@ -103,34 +102,15 @@ def write_report(report: EvalReport, out_dir: Path) -> ReportFiles:
     """Write report.json and hit_rate.png into `out_dir` (created), each atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(out_dir / REPORT_JSON, out_dir / HIT_RATE_PNG)
-    _write_atomic(files.json, json.dumps(report_dict(report), indent=2).encode() + b"\n")
-    tmp = files.plot.with_name(files.plot.name + ".tmp")
-    plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
-    os.replace(tmp, files.plot)
+    with atomic_write(files.json) as tmp:
+        tmp.write_bytes(json.dumps(report_dict(report), indent=2).encode() + b"\n")
+    with atomic_write(files.plot) as tmp:
+        plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
     return files
 
 
 def length_label(length_s: float | None) -> str:
     return "whole" if length_s is None else f"{length_s:g} s"
-
-
-def metrics_table(result: ProtocolResult) -> Table:
-    """Rows: metrics (percent) and search times; columns: query lengths, as in the paper's table."""
-    table = Table(title=f"{result.protocol} queries: hit rate (%)", title_justify="left")
-    table.add_column("metric")
-    for m in result.metrics:
-        table.add_column(length_label(m.length_s), justify="right")
-    table.add_row("queries", *[str(m.queries) for m in result.metrics])
-    if any(m.unknown_queries for m in result.metrics):
-        table.add_row("unknown queries", *[str(m.unknown_queries) for m in result.metrics])
-    for name in RATE_FIELDS:
-        values = [getattr(m, name) for m in result.metrics]
-        if not all(v is None for v in values):
-            table.add_row(name, *["-" if v is None else f"{100 * v:.1f}" for v in values])
-    table.add_section()
-    table.add_row("search ms (mean)", *[_ms(t.mean_ms) for t in result.timing])
-    table.add_row("search ms (p95)", *[_ms(t.p95_ms) for t in result.timing])
-    return table
 
 
 def plot_hit_rates(report: EvalReport) -> Figure:
@@ -178,13 +158,3 @@ _LINE_STYLE = {
     "top1_accepted": ":",
     "false_positive_rate": ":",
 }
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -1,6 +1,6 @@
 """Running an evaluation: the database, the queries (synthetic or real), the searches, the figures.
 
-Synthetic queries: positions are drawn per protocol from the query songs (`fpkit.evaluate`),
+Synthetic queries: positions are drawn per protocol from the query songs (`fpkit.evaluation.metrics`),
 every length is cut from the same start, and each excerpt is degraded (reverb -> noise ->
 gain) with a fresh generator seeded by (seed, protocol stream, query index). All lengths of
 one query therefore share the impulse response, the noise recording and, nearly always, the
@@ -29,11 +29,10 @@ from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import Config
 from fpkit.db import Database, Failed, Searcher, SearchResult
-from fpkit.db.index import check_index_config
+from fpkit.db.index import IndexConfigError, check_index_config
 from fpkit.db.store import MANIFEST
-from fpkit.eval_report import EvalReport, EvalSettings, ProtocolResult
-from fpkit.eval_truth import TruthRow, match_song, read_truth
-from fpkit.evaluate import (
+from fpkit.errors import FpkitError
+from fpkit.evaluation.metrics import (
     NO_SONG,
     STREAM_RANDOM,
     STREAM_UNKNOWN,
@@ -47,8 +46,10 @@ from fpkit.evaluate import (
     sample_positions,
     timing,
 )
+from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult
+from fpkit.evaluation.truth import TruthRow, match_song, read_truth
 from fpkit.fingerprint import content_hash
-from fpkit.model import LoadedModel, load_model
+from fpkit.model import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ EVAL_TOP_K = 10  # candidate songs per search: enough for song-level top-10
 TEMPORARY_DB = "(temporary)"
 
 
-class EvalError(ValueError):
+class EvalError(FpkitError):
     """An evaluation that cannot run as asked; the message names the file or folder."""
 
 
@@ -100,7 +101,7 @@ class SyntheticPlan:
 @dataclass(frozen=True)
 class RecordingsPlan:
     queries: Path  # folder of recordings
-    truth: Path  # ground-truth CSV (`fpkit.eval_truth`)
+    truth: Path  # ground-truth CSV (`fpkit.evaluation.truth`)
     lengths_s: list[float] | None  # None: each whole recording; else its first L seconds
 
 
@@ -121,7 +122,7 @@ def evaluate_synthetic(
             audio = opened.model.config.audio
             try:
                 check_index_config(config.index, opened.model.model.dims.emb_dim)
-            except ValueError as err:
+            except IndexConfigError as err:
                 raise EvalError(str(err)) from None
             if min(plan.lengths_s) < audio.segment_s:
                 shortest = min(plan.lengths_s)
@@ -192,13 +193,8 @@ def database_folder(source: DatabaseSource) -> Iterator[Path]:
 @contextlib.contextmanager
 def open_writable(folder: Path, source: DatabaseSource) -> Iterator[OpenDatabase]:
     """The database in `folder` under the write lock, or a new one made with `source.model`."""
-    if (folder / MANIFEST).exists():
-        with Database.open(folder, writable=True) as db:
-            yield OpenDatabase(db, _model_for(db, source), _label(source))
-    else:
-        model = load_model(source.model, source.device)
-        with Database.create(folder, model) as db:
-            yield OpenDatabase(db, model, _label(source))
+    with Database.open_for(folder, source.model, source.device, writable=True) as opened:
+        yield OpenDatabase(opened.db, opened.model, _label(source))
 
 
 @contextlib.contextmanager
@@ -206,17 +202,12 @@ def open_readonly(folder: Path, source: DatabaseSource, model: LoadedModel | Non
     """The existing database in `folder` for searching, with `model` (already checked) or its own."""
     if not (folder / MANIFEST).exists():
         raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
-    with Database.open(folder) as db:
-        yield OpenDatabase(db, model if model is not None else _model_for(db, source), _label(source))
-
-
-def _model_for(db: Database, source: DatabaseSource) -> LoadedModel:
-    """`source.model` when given (it must be the database's), else the database's own copy."""
-    if source.model is None:
-        return db.load_model(source.device)
-    model = load_model(source.model, source.device)
-    db.check_model(model)
-    return model
+    if model is not None:
+        with Database.open(folder) as db:
+            yield OpenDatabase(db, model, _label(source))
+        return
+    with Database.open_for(folder, source.model, source.device) as opened:
+        yield OpenDatabase(opened.db, opened.model, _label(source))
 
 
 def _label(source: DatabaseSource) -> str:
@@ -252,7 +243,7 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
         progress.start("indexing fingerprints", db.rows)  # fewer when only new rows are added
     try:
         db.update_index(config.index, progress.advance if progress is not None else None)
-    except ValueError as err:  # an index setting that does not suit this model, e.g. index.pq_m
+    except IndexConfigError as err:  # an index setting that does not suit this model, e.g. index.pq_m
         raise EvalError(f"{db.root}: cannot build the index: {err}") from None
     log.info(
         "%s: %d songs added, %d already there, %d failed; %d songs, %d fingerprints in all",
@@ -280,7 +271,7 @@ class QuerySet:
     """The queries of one protocol from one source (query songs or unknown songs)."""
 
     protocol: Protocol
-    stream: int  # random stream of positions and degradations (`fpkit.evaluate.derive_rng`)
+    stream: int  # random stream of positions and degradations (`fpkit.evaluation.metrics.derive_rng`)
     known: bool  # from the query songs (else from the unknown songs)
     positions: QueryPositions
     slot0: int  # where its queries go in the protocol's outcome arrays

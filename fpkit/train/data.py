@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fpkit.atomic import atomic_write
 from fpkit.audio import AudioError, crop, find_audio_files, load_audio
 from fpkit.augment import Degrader
 from fpkit.config import AudioConfig, AugmentConfig
+from fpkit.errors import FpkitError
 from fpkit.features import Framing
 
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(FpkitError):
     """Training data that cannot be used at all (as opposed to single files that are skipped)."""
 
 
@@ -100,9 +102,8 @@ def _decode_to_cache(job: tuple[str, str, int]) -> tuple[str, str, int | str]:
         wave = load_audio(path, sample_rate)
     except AudioError as err:
         return path, cache, str(err).removeprefix(f"{path}: ")
-    tmp = cache + ".tmp.npy"
-    np.save(tmp, wave.astype(np.float16))
-    os.replace(tmp, cache)
+    with atomic_write(cache, ".npy") as tmp:  # np.save would add .npy to any other name
+        np.save(tmp, wave.astype(np.float16))
     return path, cache, len(wave)
 
 

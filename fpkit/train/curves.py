@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,8 +11,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 
+from fpkit.atomic import atomic_write
+
 if TYPE_CHECKING:
-    from fpkit.train import EpochRecord
+    from fpkit.train.loop import EpochRecord
 
 
 def plot_training_curves(history: Sequence[EpochRecord], path: Path) -> None:
@@ -32,7 +33,6 @@ def plot_training_curves(history: Sequence[EpochRecord], path: Path) -> None:
     ax_hit.set_ylim(0, 1)
     ax_hit.legend(fontsize="small")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    with atomic_write(path, ".png") as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)

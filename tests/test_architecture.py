@@ -1,0 +1,56 @@
+"""The layers of docs/architecture.md: a module imports only from its own layer or the ones below."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fpkit"
+
+# Lower index = lower layer; as drawn in docs/architecture.md.
+LAYERS = [
+    {"errors", "config", "device", "interrupt", "atomic"},
+    {"audio", "features", "augment"},
+    {"model", "loss", "fingerprint"},
+    {"db"},
+    {"train", "evaluation", "monitor"},
+    {"cli", "__main__"},
+]
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if module.count(".") else "__init__"
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module}: in no layer of docs/architecture.md")
+
+
+def fpkit_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fpkit."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("fpkit.")}
+    return found
+
+
+def test_every_module_imports_only_its_layer_and_below() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(("fpkit", *path.relative_to(PACKAGE).with_suffix("").parts))
+        if name == "fpkit.__init__":
+            continue  # the front door re-exports from every layer
+        for imported in fpkit_imports(path):
+            if layer_of(imported) > layer_of(name):
+                wrong.append(f"{name} imports {imported}")
+    assert not wrong
+
+
+def test_train_and_evaluation_stay_apart() -> None:
+    for package, other in (("train", "evaluation"), ("evaluation", "train")):
+        for path in (PACKAGE / package).rglob("*.py"):
+            assert not [m for m in fpkit_imports(path) if m.startswith(f"fpkit.{other}")], path
+    for path in (PACKAGE / "train").rglob("*.py"):
+        assert not [m for m in fpkit_imports(path) if m.startswith("fpkit.db")], path

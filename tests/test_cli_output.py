@@ -1,0 +1,34 @@
+"""Output to a pipe or a file: whole lines, and progress as lines (CliRunner's streams are not terminals)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import TINY
+from dbhelpers import RATE, SONG_S, db_config, save_model
+from synth import write_songs
+from typer.testing import CliRunner
+
+from fpkit.cli.app import app
+
+runner = CliRunner()
+
+
+def test_index_shows_line_progress_and_search_keeps_long_paths_whole(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "tiny.pt", db_config(TINY))
+    deep = tmp_path / ("a folder with a name long enough to pass eighty columns on its own " * 2).strip()
+    songs = write_songs(deep, 2, SONG_S, RATE)
+    db = tmp_path / "db"
+    done = runner.invoke(app, ["index", *map(str, songs), "--db", str(db), "--model", str(model)])
+    assert done.exit_code == 0, done.output
+    assert "fingerprinting: 2/2" in done.stderr.splitlines() and "indexing: 80/80" in done.stderr.splitlines()
+    found = runner.invoke(app, ["search", str(songs[0]), "--db", str(db)])
+    assert found.exit_code == 0, found.output
+    rows = [line for line in found.stdout.splitlines() if str(songs[0]) in line]
+    assert len(rows) == 1 and rows[0].count(str(songs[0])) == 2  # query and match, each on one line
+
+
+def test_a_long_summary_line_is_not_wrapped() -> None:
+    done = runner.invoke(app, ["info"])
+    assert done.exit_code == 0
+    assert len(done.stderr.splitlines()) == 1 and "threads" in done.stderr
