@@ -47,6 +47,15 @@ SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or be
 JUMP_PENALTY = 4.0  # cost of a jump between two alignments of one song (`switch_costs`)
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
+# A span is carried on to its song's first or last row over at most BRIDGE_S of segments that the path
+# gave to no song, when their mean similarity at the span's alignment reaches BRIDGE_LEVEL: fade-ins,
+# fade-outs and silent tails drown in background noise (segments at 0.4-0.7 where a song ends), and
+# a song played to its end rarely stops a few seconds short of it. Set on training-side recordings
+# (docs/monitor.md): unknown music at a fixed alignment has a median similarity of 0.08 and a 90th
+# percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
+# span take 4 s of unknown music before an excerpt that began 4 s into its song.
+BRIDGE_S = 4.0
+BRIDGE_LEVEL = 0.5
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,39 @@ def alignment_similarities(
     rows = np.where(inside, songs.first_rows[alignments.song][:, None] + local, 0)
     stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, vectors.shape[1])  # (K, n, d)
     return np.where(inside, np.einsum("knd,nd->kn", stored, prints), 0.0)
+
+
+def bridge_to_song_edges(
+    labels: np.ndarray,
+    alignments: Alignments,
+    sims: np.ndarray,
+    first_segment: int,
+    songs: SongTable,
+    max_segments: int,
+    level: float,
+) -> np.ndarray:
+    """`labels` (n,) with each run of an alignment carried on to its song's first or last row.
+
+    A run is extended over the segments between it and the segment its alignment gives the song's
+    first (or last) row when they number at most `max_segments`, all have label -1 (no song) and
+    their mean similarity at the run's alignment (`sims` (K, n)) reaches `level`. Labels are
+    those of recording segments `first_segment` onwards, as `best_path` returns them.
+    """
+    out = labels.copy()
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+        label = int(labels[a])
+        if label < 0:
+            continue
+        song, diag = alignments.song[label], alignments.diag[label]
+        head = int(-diag - first_segment)  # the position of the song's first row
+        tail = int(songs.counts[song] - 1 - diag - first_segment)  # of its last row
+        for lo, hi in ((head, int(a)), (int(b), tail + 1)):  # the stretch between run and song edge
+            if not (0 < hi - lo <= max_segments and lo >= 0 and hi <= len(labels)):
+                continue
+            if np.all(labels[lo:hi] == -1) and float(np.mean(sims[label, lo:hi])) >= level:
+                out[lo:hi] = label
+    return out
 
 
 def switch_costs(alignments: Alignments) -> np.ndarray:
@@ -261,7 +303,9 @@ class SpanTracker:
                 found = Alignments(np.append(found.song, self._open.song), np.append(found.diag, self._open.last_diag))
                 initial = len(found) - 1
         sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
-        labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)[:commit]
+        labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
+        bridge = round(BRIDGE_S / self.audio.hop_s)
+        labels = bridge_to_song_edges(labels, found, sims, self._origin, songs, bridge, BRIDGE_LEVEL)[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
         self._origin += commit
@@ -315,9 +359,16 @@ class SpanTracker:
         values, counts = np.unique(diags, return_counts=True)
         diag = int(values[np.argmax(counts)])
         offset_s = start_s + (diag + _subhop(sims[:, diags == diag].sum(axis=1))) * hop
-        if offset_s < 0:  # nothing plays before the song starts
+        # Nothing plays before the song starts, and a span holding the song's first (last) segment
+        # starts (ends) with the song, not a quarter of a segment inside it; spans never overlap.
+        if offset_s < 0 or run.first + diag <= 0:
             start_s, offset_s = start_s - offset_s, 0.0
-        end_s = min(end_s, start_s + float(self.song_durations_s[run.song]) - offset_s)
+        if start_s < self._covered_s:
+            start_s, offset_s = self._covered_s, offset_s + self._covered_s - start_s
+        song_end_s = start_s + float(self.song_durations_s[run.song]) - offset_s
+        end_s = song_end_s if last + diag >= self.songs.counts[run.song] - 1 else min(end_s, song_end_s)
+        if self._duration_s is not None:
+            end_s = min(end_s, self._duration_s)
         spans = []
         if self.gaps and start_s > self._covered_s:
             spans.append(Span(self._covered_s, start_s, None, None, None))

@@ -28,6 +28,7 @@ from fpkit.monitor import (
     Span,
     SpanTracker,
     best_path,
+    bridge_to_song_edges,
     candidate_alignments,
     span_decision,
     switch_costs,
@@ -208,6 +209,42 @@ def test_the_lead_weight_scores_a_span_against_the_best_other_song(chunk: int) -
     assert plain[0].score == pytest.approx(own, abs=1e-5)
     assert weighted[0].score == pytest.approx(own + (own - other), abs=1e-5)
     assert songs.track(prints, chunk, threshold=own + 0.5 * (own - other), lead_weight=0.4) == []  # too small a lead
+
+
+def test_bridging_carries_a_run_to_its_song_edges_over_weak_but_steady_evidence() -> None:
+    table = SongTable(np.array([0, 100]), np.array([100, 30]))
+    found = Alignments(np.array([1, 0]), np.array([-10, 50]))  # song 1's row 0 plays at segment 10
+    labels = np.full(40, -1)
+    labels[13:36] = 0  # the song runs from segment 10 to segment 39 (its last row, 29)
+    sims = np.full((2, 40), 0.1)
+    sims[0, 10:13] = 0.55  # a quiet opening
+    sims[0, 36:40] = [0.6, 0.5, 0.45, 0.5]  # a fade-out
+    bridged = bridge_to_song_edges(labels, found, sims, 0, table, max_segments=8, level=0.5)
+    assert np.flatnonzero(bridged == 0).tolist() == list(range(10, 40))  # both edges bridged
+    # Too far from the song's edge, too weak, or over another song's run: unchanged.
+    assert np.array_equal(bridge_to_song_edges(labels, found, sims, 0, table, max_segments=3, level=0.5)[36:], [-1] * 4)
+    assert np.array_equal(bridge_to_song_edges(labels, found, sims, 0, table, 8, level=0.6), labels)
+    other = labels.copy()
+    other[11] = 1
+    assert bridge_to_song_edges(other, found, sims, 0, table, 8, 0.5)[10] == -1
+    # Positions count from `first_segment`: the same run seen 5 segments later in a window.
+    later = bridge_to_song_edges(labels[5:], found, sims[:, 5:], 5, table, 8, 0.5)
+    assert np.array_equal(later, bridged[5:])
+
+
+@pytest.mark.parametrize("chunk", [5, 1000])
+def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: int) -> None:
+    songs = Songs([60, 50])
+    played = songs.play(0, 30, 30)  # rows 30-59: the song's end
+    fade = np.arange(24, 30)
+    played[fade] = _unit(played[fade] + 1.25 * songs.unknown(len(fade)))  # similarity about 0.6, under 0.65
+    prints = np.concatenate([songs.unknown(10), played, songs.unknown(30)])
+    spans = songs.track(prints, chunk)
+    song_end_s = songs.durations[0] - 15.0 + 5.0  # row 30 (15 s into the song) plays at segment 10 (5 s)
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fpkit.monitor, "BRIDGE_S", 0.0)  # the path alone stops where the fade starts
+        assert [s.end_s < 20.5 - 1.5 for s in songs.track(prints, chunk)] == [True]
 
 
 def test_best_path_keeps_a_run_through_a_short_dip_and_skips_a_blip() -> None:
