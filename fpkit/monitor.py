@@ -54,7 +54,7 @@ MIN_HITS = 2  # hits an alignment needs within the window of followed segments t
 # (docs/monitor.md): unknown music at a fixed alignment has a median similarity of 0.08 and a 90th
 # percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
 # span take 4 s of unknown music. Only ends: bridging starts to the song's first row changed no span
-# on those recordings, and on the test recordings it took unknown music as a quiet opening.
+# on those recordings, and on the test recordings it once took 3 s of unknown music as a quiet opening.
 BRIDGE_S = 4.0
 BRIDGE_LEVEL = 0.5
 
