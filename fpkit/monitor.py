@@ -13,10 +13,13 @@ song). `SpanTracker` turns the alignments into spans:
    `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
    evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
    unknown audio does not pay for two changes.
-3. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
+3. A run that stops a few seconds short of its song's last row is carried on to it when the
+   segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
+   fade-outs and quiet tails drown in background noise.
+4. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
    clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
-4. A span is kept when `span_decision` accepts it: the search's score and threshold, with the
-   span taken as one query.
+5. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
+   best other song) and threshold, with the span taken as one query.
 
 A segment's label is final once `LAG_S` seconds of audio after it have been seen: spans are
 reported as they close, and memory holds that lag, not the recording.
