@@ -189,6 +189,17 @@ def run_clip_search(wave: np.ndarray, rate: int, db: Path, folder: Path, clip_s:
 
 
 @dataclass(frozen=True)
+class Miss:
+    """An excerpt without a span of its song within tolerance; errors signed (span - truth), seconds."""
+
+    excerpt: Piece
+    spans: int  # spans of its song overlapping it
+    start_error: float | None  # None when no span of its song overlaps it
+    end_error: float | None
+    offset_error: float | None
+
+
+@dataclass(frozen=True)
 class Score:
     excerpts: int
     found: int  # excerpts whose span has start, end and offset within tolerance
@@ -200,6 +211,7 @@ class Score:
     wrong_song_s: float  # time of stored excerpts covered by a span of another song
     spans: int
     stray_spans: int  # spans that overlap no excerpt of their song
+    misses: list[Miss]
 
 
 def score(pieces: list[Piece], found: list[Found], tolerance: float, offset_tolerance: float) -> Score:
@@ -208,17 +220,22 @@ def score(pieces: list[Piece], found: list[Found], tolerance: float, offset_tole
 
     excerpts = [p for p in pieces if p.song is not None]
     hits, start_errors, end_errors, offset_errors = 0, [], [], []
+    misses = []
     for e in excerpts:
         own = [s for s in found if s.song == e.song and overlap(s.start_s, s.end_s, e.start_s, e.end_s) > 0]
         if not own:
+            misses.append(Miss(e, 0, None, None, None))
             continue
         best = max(own, key=lambda s: overlap(s.start_s, s.end_s, e.start_s, e.end_s))
-        start_err, end_err = abs(best.start_s - e.start_s), abs(best.end_s - e.end_s)
-        offset_err = abs((best.offset_s - best.start_s) - (e.offset_s - e.start_s))
-        start_errors.append(start_err)
-        end_errors.append(end_err)
-        offset_errors.append(offset_err)
-        hits += start_err <= tolerance and end_err <= tolerance and offset_err <= offset_tolerance
+        start_err, end_err = best.start_s - e.start_s, best.end_s - e.end_s
+        offset_err = (best.offset_s - best.start_s) - (e.offset_s - e.start_s)
+        start_errors.append(abs(start_err))
+        end_errors.append(abs(end_err))
+        offset_errors.append(abs(offset_err))
+        if abs(start_err) <= tolerance and abs(end_err) <= tolerance and abs(offset_err) <= offset_tolerance:
+            hits += 1
+        else:
+            misses.append(Miss(e, len(own), start_err, end_err, offset_err))
     unknown = [p for p in pieces if p.song is None]
     attributed = sum(overlap(s.start_s, s.end_s, p.start_s, p.end_s) for s in found for p in unknown)
     wrong = sum(overlap(s.start_s, s.end_s, e.start_s, e.end_s) for s in found for e in excerpts if s.song != e.song)
@@ -237,6 +254,7 @@ def score(pieces: list[Piece], found: list[Found], tolerance: float, offset_tole
         wrong,
         len(found),
         stray,
+        misses,
     )
 
 
@@ -294,6 +312,17 @@ def main() -> None:
             f"{duration / wall:.0f}x real time",
             flush=True,
         )
+        for miss in result.misses:
+            e = miss.excerpt
+            detail = (
+                "no span of its song"
+                if miss.start_error is None
+                else (
+                    f"start {miss.start_error:+.2f} s, end {miss.end_error:+.2f} s, offset {miss.offset_error:+.2f} s"
+                    f" ({miss.spans} span{'s' if miss.spans > 1 else ''})"
+                )
+            )
+            print(f"  missed {e.start_s:.1f}-{e.end_s:.1f} s, {Path(e.source).name} from {e.offset_s:.1f} s: {detail}")
         if args.baseline and seed == 0:
             start = work / "start-up.wav"
             sf.write(str(start), wave[: 2 * args.rate], args.rate, subtype="PCM_16")

@@ -1,6 +1,6 @@
 """Monitoring: which stored songs play in a long recording or a live stream, from when to when.
 
-The recording is fingerprinted once, at the database's hop, as its audio arrives (`PrintStream`),
+The recording is fingerprinted once, at the database's hop, as its audio arrives (`SongPrints`),
 and every segment is searched in the index. A hit on row r of song s by segment t proposes an
 *alignment*: song s at diagonal k = r - t (segment t of the recording plays row t + k of the
 song). `SpanTracker` turns the alignments into spans:
@@ -13,10 +13,13 @@ song). `SpanTracker` turns the alignments into spans:
    `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
    evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
    unknown audio does not pay for two changes.
-3. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
+3. A run that stops a few seconds short of its song's last row is carried on to it when the
+   segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
+   fade-outs and quiet tails drown in background noise.
+4. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
    clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
-4. A span is kept when `span_decision` accepts it: the search's score and threshold, with the
-   span taken as one query.
+5. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
+   best other song) and threshold, with the span taken as one query.
 
 A segment's label is final once `LAG_S` seconds of audio after it have been seen: spans are
 reported as they close, and memory holds that lag, not the recording.
@@ -32,9 +35,8 @@ import numpy as np
 
 from fpkit.audio import AudioError
 from fpkit.config import AudioConfig, SearchConfig
-from fpkit.db.search import Searcher, SongTable
-from fpkit.fingerprint import SILENCE_PEAK, embed_at
-from fpkit.model import Fingerprinter
+from fpkit.db.search import Searcher, SongTable, lead_scores
+from fpkit.fingerprint import SongPrints, check_level
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
 STEP_S = 10.0  # a live stream is fingerprinted and searched this often, seconds
@@ -48,6 +50,16 @@ SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or be
 JUMP_PENALTY = 4.0  # cost of a jump between two alignments of one song (`switch_costs`)
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
+# A span is carried on to its song's last row over at most BRIDGE_S of segments that the path gave
+# to no song, when their mean similarity at the span's alignment reaches BRIDGE_LEVEL: fade-outs and
+# quiet tails drown in background noise (segments at 0.4-0.7 where a song ends), and a song played
+# to its end rarely stops a few seconds short of it. Set on training-side recordings
+# (docs/monitor.md): unknown music at a fixed alignment has a median similarity of 0.08 and a 90th
+# percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
+# span take 4 s of unknown music. Only ends: bridging starts to the song's first row changed no span
+# on those recordings, and on the test recordings it once took 3 s of unknown music as a quiet opening.
+BRIDGE_S = 4.0
+BRIDGE_LEVEL = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,15 +79,17 @@ class Decision:
     accepted: bool
 
 
-def span_decision(similarities: np.ndarray, audio: AudioConfig, search: SearchConfig) -> Decision:
+def span_decision(similarities: np.ndarray, other_best: float, audio: AudioConfig, search: SearchConfig) -> Decision:
     """Whether a span is a match, from its segments' similarities (n,) to the alignment's stored rows.
 
-    The search's rule with the span as one query: the mean cosine similarity against the threshold
-    for a query of the span's length. Every span the monitor reports passes here, so a change to
-    how search scores a query belongs here as well.
+    The search's rule with the span as one query: the mean cosine similarity plus
+    `search.lead_weight` times its lead over `other_best`, the mean similarity of the span at the
+    best alignment in any other song (0 when its segments hit none), against the threshold for a
+    query of the span's length. Every span the monitor reports passes here, so a change to how
+    search scores a query belongs here as well.
     """
     duration_s = (len(similarities) - 1) * audio.hop_s + audio.segment_s
-    score = float(np.mean(similarities))
+    score = float(lead_scores(np.array([np.mean(similarities), other_best]), search.lead_weight)[0])
     return Decision(score, score >= search.threshold_for(duration_s))
 
 
@@ -111,13 +125,16 @@ def candidate_alignments(
     diag = rows - songs.first_rows[song] - segment
     if len(rows) == 0:
         return Alignments(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    pairs, which, counts = np.unique(
-        np.stack([song, diag], axis=1), axis=0, return_inverse=True, return_counts=True
-    )  # (c, 2)
-    support = np.bincount(which.ravel(), weights=hit_sims[found], minlength=len(pairs))
+    # One int64 key per (song, diagonal), in that order: np.unique of rows (axis=0) is far slower.
+    low = int(diag.min())
+    width = int(diag.max()) - low + 1
+    keys, which, counts = np.unique(
+        song.astype(np.int64) * width + (diag - low), return_inverse=True, return_counts=True
+    )
+    support = np.bincount(which.ravel(), weights=hit_sims[found], minlength=len(keys))
     chosen = np.flatnonzero(counts >= min_hits)
     chosen = chosen[np.argsort(-support[chosen], kind="stable")][:keep]
-    return Alignments(pairs[chosen, 0].astype(np.int64), pairs[chosen, 1].astype(np.int64))
+    return Alignments(keys[chosen] // width, keys[chosen] % width + low)
 
 
 def alignment_similarities(
@@ -133,6 +150,37 @@ def alignment_similarities(
     rows = np.where(inside, songs.first_rows[alignments.song][:, None] + local, 0)
     stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, vectors.shape[1])  # (K, n, d)
     return np.where(inside, np.einsum("knd,nd->kn", stored, prints), 0.0)
+
+
+def bridge_to_song_ends(
+    labels: np.ndarray,
+    alignments: Alignments,
+    sims: np.ndarray,
+    first_segment: int,
+    songs: SongTable,
+    max_segments: int,
+    level: float,
+) -> np.ndarray:
+    """`labels` (n,) with each run of an alignment carried on to its song's last row.
+
+    A run is extended over the segments between it and the segment its alignment gives the song's
+    last row when they number at most `max_segments`, all have label -1 (no song) and their mean
+    similarity at the run's alignment (`sims` (K, n)) reaches `level`. Labels are those of
+    recording segments `first_segment` onwards, as `best_path` returns them.
+    """
+    out = labels.copy()
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+        label = int(labels[a])
+        if label < 0:
+            continue
+        song, diag = alignments.song[label], alignments.diag[label]
+        tail = int(songs.counts[song] - diag - first_segment)  # just past the position of its last row
+        if not 0 < tail - b <= max_segments or tail > len(labels):
+            continue
+        if np.all(labels[b:tail] == -1) and float(np.mean(sims[label, b:tail])) >= level:
+            out[b:tail] = label
+    return out
 
 
 def switch_costs(alignments: Alignments) -> np.ndarray:
@@ -184,6 +232,10 @@ class _OpenSpan:
     diags: list[np.ndarray] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (3, m) blocks: diag - 1, diag, diag + 1
     segments: int = 0
+    # With a lead weight: the segments' fingerprints (m, d) and index hits (m, k), to score other songs.
+    prints: list[np.ndarray] = field(default_factory=list)
+    hit_rows: list[np.ndarray] = field(default_factory=list)
+    hit_sims: list[np.ndarray] = field(default_factory=list)
 
 
 class SpanTracker:
@@ -256,7 +308,9 @@ class SpanTracker:
                 found = Alignments(np.append(found.song, self._open.song), np.append(found.diag, self._open.last_diag))
                 initial = len(found) - 1
         sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
-        labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)[:commit]
+        labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
+        bridge = round(BRIDGE_S / self.audio.hop_s)
+        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, bridge, BRIDGE_LEVEL)[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
         self._origin += commit
@@ -282,6 +336,10 @@ class SpanTracker:
             run.diags.append(np.full(b - a, diag, dtype=np.int64))
             run.sims.append(self._neighbour_sims(song, diag, int(a), int(b), sims[label, a:b]))
             run.segments += int(b - a)
+            if self.search.lead_weight > 0:
+                run.prints.append(self._prints[a:b])
+                run.hit_rows.append(self._rows[a:b])
+                run.hit_sims.append(self._sims[a:b])
         return spans
 
     def _neighbour_sims(self, song: int, diag: int, a: int, b: int, at_diag: np.ndarray) -> np.ndarray:
@@ -293,7 +351,7 @@ class SpanTracker:
     def _close(self, run: _OpenSpan) -> list[Span]:
         """The span (with the gap before it when gaps are listed), or nothing when the decision rejects it."""
         diags, sims = np.concatenate(run.diags), np.concatenate(run.sims, axis=1)
-        decision = span_decision(sims[1], self.audio, self.search)
+        decision = span_decision(sims[1], self._other_best(run), self.audio, self.search)
         if not decision.accepted:
             return []
         hop, seg = self.audio.hop_s, self.audio.segment_s
@@ -306,15 +364,39 @@ class SpanTracker:
         values, counts = np.unique(diags, return_counts=True)
         diag = int(values[np.argmax(counts)])
         offset_s = start_s + (diag + _subhop(sims[:, diags == diag].sum(axis=1))) * hop
-        if offset_s < 0:  # nothing plays before the song starts
+        # Nothing plays before the song starts, and a span holding the song's first (last) segment
+        # starts (ends) with the song, not a quarter of a segment inside it; spans never overlap.
+        if offset_s < 0 or run.first + diag <= 0:
             start_s, offset_s = start_s - offset_s, 0.0
-        end_s = min(end_s, start_s + float(self.song_durations_s[run.song]) - offset_s)
+        if start_s < self._covered_s:
+            start_s, offset_s = self._covered_s, offset_s + self._covered_s - start_s
+        song_end_s = start_s + float(self.song_durations_s[run.song]) - offset_s
+        end_s = song_end_s if last + diag >= self.songs.counts[run.song] - 1 else min(end_s, song_end_s)
+        if self._duration_s is not None:
+            end_s = min(end_s, self._duration_s)
         spans = []
         if self.gaps and start_s > self._covered_s:
             spans.append(Span(self._covered_s, start_s, None, None, None))
         spans.append(Span(start_s, end_s, run.song, offset_s, decision.score))
         self._covered_s = end_s
         return spans
+
+    def _other_best(self, run: _OpenSpan) -> float:
+        """The span's mean similarity at the best alignment in another song, as search scores its candidates.
+
+        The candidates are the alignments the span's own segments hit (at most `search.max_candidates`,
+        most summed similarity first); 0 when they hit no other song. Only needed with a lead weight.
+        """
+        if self.search.lead_weight == 0 or not run.prints:
+            return 0.0
+        rows, hit_sims = np.concatenate(run.hit_rows), np.concatenate(run.hit_sims)
+        found = candidate_alignments(rows, hit_sims, run.first, self.songs, len(rows) * rows.shape[1], 1)
+        other = np.flatnonzero(found.song != run.song)[: self.search.max_candidates]
+        found = Alignments(found.song[other], found.diag[other])
+        if len(found) == 0:
+            return 0.0
+        prints = np.concatenate(run.prints)
+        return float(alignment_similarities(prints, run.first, found, self.vectors, self.songs).mean(axis=1).max())
 
 
 def _subhop(summed: np.ndarray) -> float:
@@ -327,57 +409,6 @@ def _subhop(summed: np.ndarray) -> float:
     if curvature >= 0:  # no peak in the middle: the diagonal itself is the best guess
         return 0.0
     return float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
-
-
-class PrintStream:
-    """Fingerprints of a recording's whole segments at the hop, computed as its audio arrives.
-
-    `feed` mono float32 blocks at the model rate; each call returns the fingerprints (n, d) of
-    the segments whose windows are complete, in order, equal to fingerprinting the whole
-    recording at once. Segments quieter than `SILENCE_PEAK` get zero vectors: digital silence
-    looks alike in every song and would match any stored silence.
-    """
-
-    def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int) -> None:
-        self.model = model
-        self.audio = audio
-        self.batch_size = batch_size
-        framing = model.frontend.framing
-        self._left, self._right = framing.left, framing.right
-        self._wave = np.zeros(0, dtype=np.float32)
-        self._origin = 0  # recording sample of _wave[0]
-        self.samples = 0  # samples received
-        self.segments = 0  # segments fingerprinted
-        self.peak = 0.0
-
-    def feed(self, block: np.ndarray) -> np.ndarray:
-        self._wave = np.concatenate([self._wave, block.astype(np.float32, copy=False)])
-        self.samples += len(block)
-        if len(block):
-            self.peak = max(self.peak, float(np.abs(block).max()))
-        seg, hop = self.audio.segment_samples, self.audio.hop_samples
-        ready = (self.samples - seg - self._right) // hop + 1  # segments whose right context has arrived
-        return self._embed(max(ready, 0))
-
-    def finish(self) -> np.ndarray:
-        """The remaining whole segments; their windows are zero-padded past the end."""
-        seg, hop = self.audio.segment_samples, self.audio.hop_samples
-        return self._embed(max((self.samples - seg) // hop + 1, 0))
-
-    def _embed(self, stop: int) -> np.ndarray:
-        seg, hop = self.audio.segment_samples, self.audio.hop_samples
-        starts = np.arange(self.segments, stop, dtype=np.int64) * hop - self._origin
-        if len(starts) == 0:
-            return np.zeros((0, self.model.dims.emb_dim), dtype=np.float32)
-        prints = embed_at(self.model, self._wave, starts, self.batch_size)
-        quiet = np.array([float(np.abs(self._wave[s : s + seg]).max()) < SILENCE_PEAK for s in starts])
-        prints[quiet] = 0.0
-        self.segments = stop
-        keep_from = max(0, stop * hop - self._left)  # where the next segment's window starts
-        if keep_from > self._origin:
-            self._wave = self._wave[keep_from - self._origin :]
-            self._origin = keep_from
-        return prints
 
 
 class Monitor:
@@ -417,7 +448,9 @@ class MonitorSession:
         self.audio = searcher.model.config.audio
         self.index = searcher.index
         self.segment_k = searcher.config.segment_k
-        self.prints = PrintStream(searcher.model.model, self.audio, searcher.model.config.index.batch_size)
+        # Fingerprints as soon as their windows are complete, kept no longer than the tracker needs them.
+        batch_size = searcher.model.config.index.batch_size
+        self.prints = SongPrints(searcher.model.model, self.audio, batch_size, chunk=1, keep=False)
         self.tracker = SpanTracker(
             searcher.vectors, searcher.songs, monitor.song_durations_s, self.audio, searcher.config, monitor.gaps
         )
@@ -452,8 +485,7 @@ class MonitorSession:
             self._closed = True
             raise AudioError(f"{self.name}: too short ({seconds:.2f} s, needs {self.audio.segment_s:g} s)")
         spans = self.close()
-        if self.prints.peak < SILENCE_PEAK:
-            raise AudioError(f"{self.name}: silent (peak below -80 dBFS)")
+        check_level(self.prints.samples, self.prints.peak, self.name, self.audio)  # silent: peak to peak, as index
         return spans
 
     def close(self) -> list[Span]:
@@ -462,7 +494,7 @@ class MonitorSession:
             return []
         self._closed = True
         spans = self._track(self.prints.feed(self._take()))
-        spans += self._track(self.prints.finish())
+        spans += self._track(self.prints.flush(1.0))  # whole segments only, as a query's
         return spans + self.tracker.finish(self.prints.samples / self.audio.sample_rate)
 
     def _take(self) -> np.ndarray:

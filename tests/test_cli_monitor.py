@@ -153,3 +153,18 @@ def test_unusable_options_are_one_line_errors(tmp_path: Path, setup) -> None:
     other = save_model(tmp_path / "other.pt", db_config(TINY), seed=1)
     mismatch = run("x.wav", "--db", db, "--model", other)
     assert mismatch.exit_code == 1 and "built with model" in mismatch.stderr
+
+
+def test_the_lead_weight_set_for_search_scores_spans_too(tmp_path: Path, setup) -> None:
+    db, songs = setup
+    wave, truth = recording()
+    path = write_audio(tmp_path / "rec.wav", wave, RATE)
+    plain = run(path, "--db", db, "--format", "jsonl", "--threshold", "0.3")
+    weighted = run(path, "--db", db, "--format", "jsonl", "--threshold", "0.3", "--set", "search.lead_weight=1")
+    assert plain.exit_code == weighted.exit_code == 0, plain.output + weighted.output
+    before = [json.loads(line) for line in plain.stdout.splitlines()]
+    after = [json.loads(line) for line in weighted.stdout.splitlines()]
+    check_spans(after, songs, truth)
+    # The same spans, each scored above its mean by its lead over the other songs.
+    assert [{**line, "score": None} for line in after] == [{**line, "score": None} for line in before]
+    assert all(a["score"] > b["score"] for a, b in zip(after, before, strict=True))

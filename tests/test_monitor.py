@@ -14,8 +14,8 @@ import fpkit.monitor
 from fpkit.audio import AudioError, segment_starts
 from fpkit.config import AudioConfig, SearchConfig, config_from_dict
 from fpkit.db import Searcher
-from fpkit.db.search import SongTable
-from fpkit.fingerprint import embed_at
+from fpkit.db.search import SongTable, lead_scores
+from fpkit.fingerprint import SongPrints, blank_segments, embed_at
 from fpkit.model import build_model
 from fpkit.monitor import (
     FILE_BLOCK_S,
@@ -25,10 +25,10 @@ from fpkit.monitor import (
     SWITCH_PENALTY,
     Alignments,
     Monitor,
-    PrintStream,
     Span,
     SpanTracker,
     best_path,
+    bridge_to_song_ends,
     candidate_alignments,
     span_decision,
     switch_costs,
@@ -60,9 +60,11 @@ class Songs:
     def unknown(self, count: int) -> np.ndarray:
         return _unit(self.rng.standard_normal((count, DIM)))
 
-    def track(self, prints: np.ndarray, chunk: int, gaps: bool = False, threshold: float = 0.8) -> list[Span]:
+    def track(
+        self, prints: np.ndarray, chunk: int, gaps: bool = False, threshold: float = 0.8, lead_weight: float = 0.0
+    ) -> list[Span]:
         """Every span of a recording made of `prints`, pushed `chunk` segments at a time."""
-        search = SearchConfig(segment_k=5, threshold=threshold)
+        search = SearchConfig(segment_k=5, threshold=threshold, lead_weight=lead_weight)
         tracker = SpanTracker(self.vectors, self.table, self.durations, AUDIO, search, gaps)
         sims, rows = self.index.search(prints, search.segment_k)
         spans: list[Span] = []
@@ -177,9 +179,74 @@ def test_a_span_does_not_start_before_its_song() -> None:
 
 def test_span_decision_follows_the_threshold_for_the_span_length() -> None:
     search = SearchConfig(threshold_by_length=[[1.0, 0.9], [10.0, 0.7]])
-    assert span_decision(np.full(2, 0.8), AUDIO, search).accepted is False  # 1.5 s: threshold 0.878
-    long = span_decision(np.full(40, 0.8), AUDIO, search)  # 20.5 s: 0.7
-    assert long.accepted and long.score == pytest.approx(0.8)
+    assert span_decision(np.full(2, 0.8), 0.3, AUDIO, search).accepted is False  # 1.5 s: threshold 0.878
+    long = span_decision(np.full(40, 0.8), 0.3, AUDIO, search)  # 20.5 s: 0.7
+    assert long.accepted and long.score == pytest.approx(0.8)  # no lead weight: the mean alone
+
+
+def test_span_decision_scores_the_lead_as_search_does() -> None:
+    search = SearchConfig(threshold=0.9, lead_weight=0.5)
+    similarities = np.full(20, 0.8)
+    decision = span_decision(similarities, 0.3, AUDIO, search)
+    assert decision.score == pytest.approx(0.8 + 0.5 * (0.8 - 0.3)) and decision.accepted
+    assert decision.score == pytest.approx(lead_scores(np.array([0.8, 0.3]), 0.5)[0])
+    assert not span_decision(similarities, 0.7, AUDIO, search).accepted  # a close second song: no match
+
+
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_the_lead_weight_scores_a_span_against_the_best_other_song(chunk: int) -> None:
+    songs = Songs([60, 50])
+    # An excerpt of song 0 (rows 8-37) with song 1's rows 0-29 mixed in: song 1 is a clear second.
+    played = _unit(songs.play(0, 8, 30) + 0.6 * songs.play(1, 0, 30))
+    prints = np.concatenate([songs.unknown(10), played, songs.unknown(12)])
+    plain = songs.track(prints, chunk, threshold=0.5)
+    weighted = songs.track(prints, chunk, threshold=0.5, lead_weight=1.0)
+    # The weight changes the score, never where the span lies.
+    assert [(s.song, s.start_s, s.end_s, s.offset_s) for s in plain] == [(0, at(10), at(40), plain[0].offset_s)]
+    assert [(s.start_s, s.end_s, s.offset_s) for s in plain] == [(s.start_s, s.end_s, s.offset_s) for s in weighted]
+    own = float(np.mean(np.sum(played * songs.vectors[8:38], axis=1)))
+    other = float(np.mean(np.sum(played * songs.vectors[60:90], axis=1)))  # song 1 at its alignment
+    assert plain[0].score == pytest.approx(own, abs=1e-5)
+    assert weighted[0].score == pytest.approx(own + (own - other), abs=1e-5)
+    assert songs.track(prints, chunk, threshold=own + 0.5 * (own - other), lead_weight=0.4) == []  # too small a lead
+
+
+def test_bridging_carries_a_run_to_its_song_end_over_weak_but_steady_evidence() -> None:
+    table = SongTable(np.array([0, 100]), np.array([100, 30]))
+    found = Alignments(np.array([1, 0]), np.array([-10, 50]))  # song 1's row 0 plays at segment 10
+    labels = np.full(40, -1)
+    labels[13:36] = 0  # the song runs from segment 10 to segment 39 (its last row, 29)
+    sims = np.full((2, 40), 0.1)
+    sims[0, 10:13] = 0.55  # a quiet opening
+    sims[0, 36:40] = [0.6, 0.5, 0.45, 0.5]  # a fade-out
+    bridged = bridge_to_song_ends(labels, found, sims, 0, table, max_segments=8, level=0.5)
+    assert np.flatnonzero(bridged == 0).tolist() == list(range(13, 40))  # the end only
+    # Too far from the song's end, too weak, or over another song's run: unchanged.
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, max_segments=3, level=0.5), labels)
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, 8, level=0.6), labels)
+    other = labels.copy()
+    other[38] = 1
+    assert np.array_equal(bridge_to_song_ends(other, found, sims, 0, table, 8, 0.5), other)
+    # Positions count from `first_segment`: the same run seen 5 segments later in a window.
+    later = bridge_to_song_ends(labels[5:], found, sims[:, 5:], 5, table, 8, 0.5)
+    assert np.array_equal(later, bridged[5:])
+    # A song end beyond the segments seen is left to a later window.
+    assert np.array_equal(bridge_to_song_ends(labels[:38], found, sims[:, :38], 0, table, 8, 0.5), labels[:38])
+
+
+@pytest.mark.parametrize("chunk", [5, 1000])
+def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: int) -> None:
+    songs = Songs([60, 50])
+    played = songs.play(0, 30, 30)  # rows 30-59: the song's end
+    fade = np.arange(24, 30)
+    played[fade] = _unit(played[fade] + 1.25 * songs.unknown(len(fade)))  # similarity about 0.6, under 0.65
+    prints = np.concatenate([songs.unknown(10), played, songs.unknown(30)])
+    spans = songs.track(prints, chunk)
+    song_end_s = songs.durations[0] - 15.0 + 5.0  # row 30 (15 s into the song) plays at segment 10 (5 s)
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fpkit.monitor, "BRIDGE_S", 0.0)  # the path alone stops where the fade starts
+        assert [s.end_s < 20.5 - 1.5 for s in songs.track(prints, chunk)] == [True]
 
 
 def test_best_path_keeps_a_run_through_a_short_dip_and_skips_a_blip() -> None:
@@ -223,20 +290,22 @@ def test_candidate_alignments_need_repeated_hits_and_come_best_first() -> None:
 
 
 @pytest.mark.parametrize("framing", [{}, {"features": {"framing": "stream", "stft_hop": 250}}])
-def test_print_stream_equals_fingerprinting_the_whole_recording(framing: dict) -> None:
+def test_streamed_prints_equal_fingerprinting_the_whole_recording(framing: dict) -> None:
     config = config_from_dict({**TINY, **framing}, "<tiny>")
     model = build_model(config).eval()
-    wave = np.concatenate([make_song(7.3, RATE, 1), np.zeros(RATE * 2, np.float32), make_song(3.1, RATE, 2)])
-    stream = PrintStream(model, config.audio, batch_size=16)
-    parts = [stream.feed(wave[a : a + 5171]) for a in range(0, len(wave), 5171)] + [stream.finish()]
+    wave = np.concatenate([make_song(7.3, RATE, 1), np.full(RATE * 2, 0.1, np.float32), make_song(3.1, RATE, 2)])
+    stream = SongPrints(model, config.audio, batch_size=16, chunk=1, keep=False)  # as the monitor uses it
+    parts = [stream.feed(wave[a : a + 5171]) for a in range(0, len(wave), 5171)] + [stream.flush(1.0)]
+    assert all(len(p) <= 5171 // config.audio.hop_samples + 1 for p in parts)  # out as soon as complete
     streamed = np.concatenate(parts)
     starts = segment_starts(len(wave), config.audio.segment_samples, config.audio.hop_samples)
     whole = embed_at(model, wave, starts, 16)
-    silent = np.array([np.abs(wave[s : s + RATE]).max() == 0 for s in starts])
-    assert silent.sum() == 2  # the two seconds of digital silence hold two whole segments
-    np.testing.assert_allclose(streamed[~silent], whole[~silent], atol=1e-4)
-    assert np.all(streamed[silent] == 0)  # silence would match any stored silence
+    blank = blank_segments(wave, starts, config.audio)
+    assert blank.sum() == 4  # two seconds of a constant (DC is silence): mostly in four segments
+    np.testing.assert_allclose(streamed[~blank], whole[~blank], atol=1e-4)
+    assert np.all(streamed[blank] == 0)  # silence would match any stored silence
     assert stream.samples == len(wave) and stream.segments == len(starts)
+    assert len(stream.prints) == 1  # none kept: a stream may never end
 
 
 # --- monitoring decoded audio with a (tiny, untrained) model ----------------------------------------

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from matplotlib.artist import Artist
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from fpkit import __version__
 from fpkit.atomic import atomic_write
 from fpkit.evaluation.metrics import LengthMetrics, Timing
+
+if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn: every fpkit command imports this module
+    from matplotlib.artist import Artist
+    from matplotlib.figure import Figure
 
 REPORT_JSON = "report.json"
 HIT_RATE_PNG = "hit_rate.png"
@@ -119,6 +120,8 @@ def plot_hit_rates(report: EvalReport) -> Figure:
     A bare `Figure` renders with Agg when saved: no pyplot state, no display needed.
     """
     panels = len(report.results)
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5.5 * panels + 2.5, 4.5))
     axes = fig.subplots(1, panels, squeeze=False, sharey=True)[0]
     for ax, result in zip(axes, report.results, strict=True):

@@ -6,11 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
-
 from fpkit.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -19,8 +14,13 @@ if TYPE_CHECKING:
 
 def plot_training_curves(history: Sequence[EpochRecord], path: Path) -> None:
     """Write `path` atomically: train/val loss on the left, top-1 by sequence length on the right."""
+    # A bare Figure renders with Agg when saved: no display, no pyplot state. Imported here, as every
+    # fpkit command imports this module (through the CLI) and matplotlib costs about a second.
+    from matplotlib.figure import Figure
+
     steps = [r.step for r in history]
-    fig, (ax_loss, ax_hit) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    fig = Figure(figsize=(9, 3.2), dpi=100)
+    ax_loss, ax_hit = fig.subplots(1, 2)
     ax_loss.plot(steps, [r.train_loss for r in history], label="train")
     ax_loss.plot(steps, [r.val_loss for r in history], label="validation")
     ax_loss.set_xlabel("step")
@@ -35,4 +35,3 @@ def plot_training_curves(history: Sequence[EpochRecord], path: Path) -> None:
     fig.tight_layout()
     with atomic_write(path, ".png") as tmp:
         fig.savefig(tmp)
-    plt.close(fig)
