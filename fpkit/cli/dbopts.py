@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +19,7 @@ from fpkit.db.index import check_index_config
 from fpkit.device import DeviceError, autocast_dtype, resolve_device
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
+AddFiles = Callable[[Database, list[Path], LoadedModel, int, Callable[[str], None]], AddReport]  # an engine
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
 
 DbOption = Annotated[
@@ -123,12 +125,17 @@ def search_config(config: Config, top_k: int | None, threshold: float | None) ->
     return config.search
 
 
-def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:
-    """`db.add_files` with a progress bar on stderr; Ctrl-C keeps the last committed state."""
+def add_with_progress(
+    db: Database, files: list[Path], model: LoadedModel, batch_size: int, add: AddFiles = Database.add_files
+) -> AddReport:
+    """`add(db, files, ...)`, `Database.add_files` or another engine's, with a progress bar on stderr.
+
+    Ctrl-C commits the songs stored so far.
+    """
     with _progress() as progress:
         task = progress.add_task("fingerprinting", total=len(files))
         try:
-            return db.add_files(files, model, batch_size, on_file=lambda _: progress.advance(task))
+            return add(db, files, model, batch_size, lambda _: progress.advance(task))
         except KeyboardInterrupt:
             progress.stop()
             interrupted_adding(db)
