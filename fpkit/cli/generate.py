@@ -8,6 +8,7 @@ from typing import Annotated
 
 import torch
 import typer
+from rich.markup import escape
 
 from fpkit.cli.common import fail
 from fpkit.cli.dbopts import (
@@ -83,7 +84,7 @@ def _ray_engine(device: str, precision: str) -> AddFiles:
     try:
         from fpkit.ray_engine import RayEngine  # imported here: Ray is an optional extra
     except ImportError as err:
-        fail(f"--engine ray needs Ray Data ({err}); install it with: pip install 'fpkit[ray]'")
+        fail(escape(f"--engine ray needs Ray Data ({err}); install it with: pip install 'fpkit[ray]'"))
     try:
         return RayEngine(device, precision).add_files
     except DeviceError as err:
