@@ -47,7 +47,9 @@ def timed(name: str, command: list[str], out: Path) -> Run:
     """Run `command` to completion, sampling the resident memory of its process tree every 20 ms."""
     peak = 0
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out.with_name(out.name + ".log")
+    with open(log, "wb") as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
     done = threading.Event()
 
     def sample() -> None:
@@ -63,7 +65,7 @@ def timed(name: str, command: list[str], out: Path) -> Run:
     done.set()
     sampler.join()
     if code != 0:
-        raise SystemExit(f"{name} exited {code}: {' '.join(command)}")
+        raise SystemExit(f"{name} exited {code}: {' '.join(command)}\n{log.read_text()[-3000:]}")
     return Run(name, wall, peak / 2**20, out)
 
 

@@ -114,8 +114,11 @@ class RayEngine:
 
     def _fingerprint(self, paths: list[Path], model: LoadedModel, batch_size: int) -> Iterator[tuple[Path, Song | str]]:
         """Each of `paths`, in order, with its song or the one-line reason it failed."""
-        gpu = self.device.startswith("cuda") or (self.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
-        slots = int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1))
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if self.device.startswith("cuda") and not gpus:  # GPU actors would wait for ever
+            raise RayRunError(f"--device {self.device}: the Ray cluster has no GPUs (use --device cpu)")
+        gpu = gpus > 0 and self.device != "cpu"
+        slots = gpus if gpu else int(ray.cluster_resources().get("CPU", 1))
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # songs are stored in the order the local path stores them
         context.enable_progress_bars = False  # the command shows its own
@@ -179,7 +182,10 @@ def ray_session() -> Iterator[None]:
     address = os.environ.get("RAY_ADDRESS")
     handler = signal.getsignal(signal.SIGTERM)
     options: dict[str, Any] = {} if address else {"include_dashboard": False}
-    ray.init(address=address or "local", logging_level=logging.WARNING, **options)
+    try:
+        ray.init(address=address or "local", logging_level=logging.WARNING, **options)
+    except Exception as err:  # Ray raises bare `Exception` when its node does not come up in time
+        raise RayRunError(f"Ray did not start ({address or 'local'}): {err}") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan and progress notes: the command has its own
     signal.signal(signal.SIGTERM, handler if handler is not None else signal.SIG_DFL)
     log.info("fingerprinting on Ray: %s", "cluster " + address if address else "a local instance")

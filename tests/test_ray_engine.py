@@ -121,6 +121,12 @@ def test_an_unknown_device_is_one_line(tmp_path: Path, setup) -> None:
     assert done.exit_code == 1 and "unknown device 'tpu'" in done.stderr and not (tmp_path / "out").exists()
 
 
+def test_gpu_actors_on_a_cluster_without_gpus_are_one_line(tmp_path: Path, setup) -> None:
+    model, songs = setup
+    done = run("generate", songs[0], "--out", tmp_path / "out", "--model", model, "--engine", "ray", "--device", "cuda")
+    assert done.exit_code == 1 and "the Ray cluster has no GPUs" in done.stderr
+
+
 def test_without_ray_the_engine_is_one_line_saying_how_to_install_it(
     tmp_path: Path, setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
