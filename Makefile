@@ -10,7 +10,7 @@ TORCH_PINS := torch==2.11.0 torchaudio==2.11.0
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH_PINS) -e ".[dev]"
+	$(BIN)/pip install --quiet $(TORCH_PINS) -e ".[dev,ray]"
 	$(BIN)/fpkit --version
 
 test: lint typecheck unit

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,31 @@ def query_prints(
         shifts_s=np.array(offsets, dtype=np.float64) / audio.sample_rate,
         prints=[prints[a:b] for a, b in itertools.pairwise(bounds)],
     )
+
+
+@dataclass(frozen=True)
+class Song:
+    """A song to store: its fingerprints and identity (`fingerprint_song`)."""
+
+    prints: np.ndarray  # (n, d) float32, one per hop
+    sha: str  # `content_hash` of the decoded samples
+    duration_s: float
+
+
+def fingerprint_song(
+    blocks: Iterable[np.ndarray], name: str, model: Fingerprinter, audio: AudioConfig, batch_size: int
+) -> Song:
+    """A song decoded block by block (mono float32 at the model rate) -> its fingerprints, in bounded memory.
+
+    Raises `AudioError` naming `name` when decoding fails, or when the song is too short or
+    too quiet to store (`check_level`); every engine stores the same songs this way.
+    """
+    song = SongPrints(model, audio, batch_size)
+    for block in blocks:
+        song.feed(block)
+    prints = song.finish()
+    check_level(song.samples, song.peak, name, audio, math.ceil(REFERENCE_MIN_FILL * audio.segment_samples))
+    return Song(prints, song.sha, song.samples / audio.sample_rate)
 
 
 class SongPrints:

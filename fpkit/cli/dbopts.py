@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:  # the library is imported by the functions that use it: `fpki
     from fpkit.db import AddReport, Database
     from fpkit.model import LoadedModel
 
+# An engine: stores `files` in the database and calls back once per file.
+AddFiles = Callable[["Database", list[Path], "LoadedModel", int, Callable[[str], None]], "AddReport"]
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
 
 DbOption = Annotated[
@@ -152,12 +155,20 @@ def search_config(config: Config, top_k: int | None, threshold: float | None) ->
     return config.search
 
 
-def add_with_progress(db: Database, files: list[Path], model: LoadedModel, batch_size: int) -> AddReport:
-    """`db.add_files` with progress on stderr; Ctrl-C keeps the last committed state."""
+def add_with_progress(
+    db: Database, files: list[Path], model: LoadedModel, batch_size: int, add: AddFiles | None = None
+) -> AddReport:
+    """`add(db, files, ...)`, `Database.add_files` or another engine's, with progress on stderr.
+
+    Ctrl-C commits the songs stored so far.
+    """
+    from fpkit.db import Database
+
+    add = add or Database.add_files
     try:
         with RichBars() as bars:
             bars.start("fingerprinting", len(files))
-            return db.add_files(files, model, batch_size, on_file=lambda _: bars.advance())
+            return add(db, files, model, batch_size, lambda _: bars.advance())
     except KeyboardInterrupt:
         interrupted_adding(db)
 

@@ -9,15 +9,13 @@ or in another container is stored once.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
-import numpy as np
 import torch
 
 from fpkit.audio import AudioError, find_audio_files
@@ -25,7 +23,7 @@ from fpkit.config import IndexConfig
 from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
-from fpkit.fingerprint import REFERENCE_MIN_FILL, SongPrints, check_level
+from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -311,6 +309,32 @@ class Database:
         audio = model.config.audio
         report = AddReport()
         last_commit = time.monotonic()
+        todo = self.pending(paths, report, on_file)
+        if todo:
+            with BackgroundDecoder([path for path, _ in todo], audio.sample_rate) as decoder:
+                for (path, stat), (_, blocks) in zip(todo, decoder.files(), strict=True):
+                    try:
+                        song = fingerprint_song(blocks, str(path), model.model, audio, batch_size)
+                    except AudioError as err:
+                        report.failed.append(Failed(str(path), str(err)))
+                    else:
+                        self.store_song(path, stat, song, report)
+                    if on_file is not None:
+                        on_file(str(path))
+                    if time.monotonic() - last_commit > COMMIT_EVERY_S:
+                        self.store.commit()
+                        last_commit = time.monotonic()
+        self.store.commit()
+        return report
+
+    def pending(
+        self, paths: Iterable[str | Path], report: AddReport, on_file: Callable[[str], None] | None = None
+    ) -> list[tuple[Path, os.stat_result]]:
+        """The audio files under `paths` still to fingerprint, as absolute paths with their `stat`.
+
+        Paths stored with the same size and modification time go to `report.skipped` (and
+        `on_file`), unreadable ones to `report.failed`.
+        """
         todo: list[tuple[Path, os.stat_result]] = []
         for path in find_audio_files(list(paths)):
             absolute = Path(os.path.abspath(path))
@@ -326,46 +350,17 @@ class Database:
                     on_file(str(absolute))
             else:
                 todo.append((absolute, stat))
-        if todo:
-            with BackgroundDecoder([path for path, _ in todo], audio.sample_rate) as decoder:
-                for (path, stat), (_, blocks) in zip(todo, decoder.files(), strict=True):
-                    self._store_song(path, stat, blocks, model, batch_size, report)
-                    if on_file is not None:
-                        on_file(str(path))
-                    if time.monotonic() - last_commit > COMMIT_EVERY_S:
-                        self.store.commit()
-                        last_commit = time.monotonic()
-        self.store.commit()
-        return report
+        return todo
 
-    def _store_song(
-        self,
-        path: Path,
-        stat: os.stat_result,
-        blocks: Iterator[np.ndarray],
-        model: LoadedModel,
-        batch_size: int,
-        report: AddReport,
-    ) -> None:
-        """Fingerprint one decoding file as its blocks arrive, then store it unless its content is known."""
-        audio = model.config.audio
-        song = SongPrints(model.model, audio, batch_size)
-        try:
-            for block in blocks:
-                song.feed(block)
-            prints = song.finish()
-            check_level(
-                song.samples, song.peak, str(path), audio, math.ceil(REFERENCE_MIN_FILL * audio.segment_samples)
-            )
-        except AudioError as err:
-            report.failed.append(Failed(str(path), str(err)))
-            return
+    def store_song(self, path: Path, stat: os.stat_result, song: Song, report: AddReport) -> None:
+        """Store a fingerprinted file (not committed) unless a stored song has the same content."""
         same = self.store.find_content(song.sha)
         if same is not None:
             report.skipped.append(Skipped(str(path), same.path))
             return
-        duration = song.samples / audio.sample_rate
-        report.stored.append(self.store.append(str(path), duration, song.sha, stat.st_size, stat.st_mtime_ns, prints))
+        report.stored.append(
+            self.store.append(str(path), song.duration_s, song.sha, stat.st_size, stat.st_mtime_ns, song.prints)
+        )
 
     def add_databases(self, others: Iterable[Database], on_song: Callable[[str], None] | None = None) -> AddReport:
         """Copy the songs of other databases or `fpkit generate` outputs made with the same model."""
