@@ -13,7 +13,7 @@ LAYERS = [
     {"audio", "features", "augment"},
     {"model", "loss", "fingerprint"},
     {"db"},
-    {"train", "evaluation", "monitor"},
+    {"train", "evaluation", "monitor", "ray_engine"},
     {"cli", "__main__"},
 ]
 
