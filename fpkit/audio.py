@@ -20,11 +20,12 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 from fpkit.errors import FpkitError
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
+RESAMPLE_CHUNK_S = 1.0  # seconds of source audio resampled per convolution, however it is read
 TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
 RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
 RAW_SAMPLE = np.dtype("<f4")  # raw streams are 32-bit little-endian float, mono (ffmpeg -f f32le -ac 1)
@@ -200,9 +201,11 @@ class _StreamResampler:
     """Resample a stream block by block with the same result as one call on the whole signal.
 
     torchaudio's sinc resampler is a polyphase FIR filter: each output sample depends on a
-    window of input samples around it. Every block is processed together with `context`
-    input samples of history and look-ahead (zeros at the edges, as torchaudio pads), and
-    only the output samples that belong to the block itself are kept.
+    window of input samples around it. The stream is processed in chunks of `chunk` input
+    samples, each together with `context` input samples of history and look-ahead (zeros at
+    the edges, as torchaudio pads), keeping only the output samples that belong to the chunk.
+    The chunks are fixed, whatever blocks the samples arrive in: the convolution's rounding
+    depends on its input length, and a song's content hash must not depend on how it was read.
     """
 
     def __init__(self, source_rate: int, target_rate: int) -> None:
@@ -212,6 +215,8 @@ class _StreamResampler:
         self.source_rate = source_rate
         self.target_rate = target_rate
         self.context = self.align(64 * max(1, math.ceil(source_rate / target_rate)))
+        self.chunk = self.align(int(RESAMPLE_CHUNK_S * source_rate))
+        self.resample = torchaudio.transforms.Resample(source_rate, target_rate)  # its filter, made once
         self.history = np.zeros(self.context, dtype=np.float32)
         self.pending = np.zeros(0, dtype=np.float32)
         self.consumed = 0  # input samples already turned into output
@@ -224,22 +229,24 @@ class _StreamResampler:
         if self.source_rate == self.target_rate:
             return samples.astype(np.float32, copy=False)
         self.pending = np.concatenate([self.pending, samples.astype(np.float32, copy=False)])
-        ready = (len(self.pending) - self.context) // self.up * self.up
-        if ready <= 0:
-            return np.zeros(0, dtype=np.float32)
-        out = self._run(self.pending[: ready + self.context], ready)
-        self.history = np.concatenate([self.history, self.pending[:ready]])[-self.context :]
-        self.pending = self.pending[ready:]
-        self.consumed += ready
-        return out
+        outs = [np.zeros(0, dtype=np.float32)]
+        while len(self.pending) >= self.chunk + self.context:
+            outs.append(self._run(self.pending[: self.chunk + self.context], self.chunk))
+            self.history = np.concatenate([self.history, self.pending[: self.chunk]])[-self.context :]
+            self.pending = self.pending[self.chunk :]
+            self.consumed += self.chunk
+        return np.concatenate(outs)
 
     def finish(self) -> np.ndarray:
         if self.source_rate == self.target_rate or len(self.pending) == 0:
             return np.zeros(0, dtype=np.float32)
-        n = len(self.pending)
+        n = len(self.pending)  # less than chunk + context: at most two chunks
         padded = self.align(n)
         body = np.concatenate([self.pending, np.zeros(padded - n + self.context, dtype=np.float32)])
-        out = self._run(body, padded)
+        out = self._run(body[: self.chunk + self.context], min(padded, self.chunk))
+        if padded > self.chunk:
+            self.history = np.concatenate([self.history, body[: self.chunk]])[-self.context :]
+            out = np.concatenate([out, self._run(body[self.chunk :], padded - self.chunk)])
         total_out = math.ceil((self.consumed + n) * self.target_rate / self.source_rate)
         done_out = self.consumed // self.up * self.down
         self.pending = np.zeros(0, dtype=np.float32)
@@ -248,7 +255,7 @@ class _StreamResampler:
     def _run(self, body: np.ndarray, n_new: int) -> np.ndarray:
         """Resample history + body and keep the outputs of the `n_new` samples after history."""
         x = torch.from_numpy(np.concatenate([self.history, body]))
-        y = AF.resample(x, self.source_rate, self.target_rate)
+        y = self.resample(x)
         start = self.context // self.up * self.down
         return y[start : start + n_new // self.up * self.down].numpy()
 

@@ -54,7 +54,7 @@ def test_decodes_44k_stereo_to_8k_mono(tmp_path: Path, suffix: str) -> None:
 @pytest.mark.parametrize("rate", [44100, 48000, 22050, 16000, 11025, 8000])
 def test_streaming_resampler_equals_whole_signal(tmp_path: Path, rate: int) -> None:
     rng = np.random.default_rng(rate)
-    n = int(1.37 * rate) + 3  # not a whole number of blocks or resampling periods
+    n = int(4.37 * rate) + 3  # not a whole number of blocks, chunks or resampling periods
     source = (0.3 * rng.standard_normal(n)).astype(np.float32)
     path = write_audio(tmp_path / "noise.wav", source, rate)
     sf_data, _ = sf.read(str(path), dtype="float32")  # what the decoder hands the resampler
@@ -64,7 +64,7 @@ def test_streaming_resampler_equals_whole_signal(tmp_path: Path, rate: int) -> N
     streamed = np.concatenate(blocks)
     whole = AF.resample(torch.from_numpy(sf_data), rate, MODEL_RATE).numpy()
     assert len(streamed) == len(whole) == math.ceil(n * MODEL_RATE / rate)
-    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    np.testing.assert_allclose(streamed, whole, atol=5e-5)  # a filter made once rounds a little differently
 
 
 @pytest.mark.parametrize(("source_rate", "target_rate"), [(8000, 16000), (12345, 8000), (44100, 22050)])
@@ -76,7 +76,7 @@ def test_streaming_resampler_other_rate_pairs(tmp_path: Path, source_rate: int, 
     streamed = np.concatenate(list(iter_audio_blocks(path, target_rate, block_s=0.05)))
     whole = AF.resample(torch.from_numpy(sf_data), source_rate, target_rate).numpy()
     assert len(streamed) == len(whole)
-    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    np.testing.assert_allclose(streamed, whole, atol=5e-5)  # a filter made once rounds a little differently
 
 
 class Trickle(io.RawIOBase):
@@ -97,12 +97,12 @@ class Trickle(io.RawIOBase):
 @pytest.mark.parametrize("source_rate", [8000, 16000, 44100])
 def test_raw_stream_equals_resampling_the_whole_signal(source_rate: int) -> None:
     rng = np.random.default_rng(source_rate)
-    source = (0.3 * rng.standard_normal(int(2.3 * source_rate) + 1)).astype("<f4")
+    source = (0.3 * rng.standard_normal(int(4.3 * source_rate) + 1)).astype("<f4")
     stream = Trickle(source.tobytes(), most=1001)  # reads end inside samples
     blocks = list(iter_raw_blocks(stream, source_rate, MODEL_RATE, "live", block_s=0.25))
     assert len(blocks) >= 4
     whole = AF.resample(torch.from_numpy(source.astype(np.float32)), source_rate, MODEL_RATE).numpy()
-    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=5e-5)
 
 
 def test_raw_stream_that_is_not_f32le_is_named() -> None:
@@ -141,10 +141,13 @@ def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
     assert len(produced) < 10
 
 
-def test_default_blocks_equal_small_blocks(tmp_path: Path) -> None:
-    path = write_audio(tmp_path / "song.flac", make_song(3.0, 44100), 44100)
+def test_default_blocks_equal_small_blocks_bit_for_bit(tmp_path: Path) -> None:
+    # The song's content hash, its identity in a database, must not depend on how it was read.
+    path = write_audio(tmp_path / "song.flac", make_song(7.3, 44100), 44100)
     small = np.concatenate(list(iter_audio_blocks(path, MODEL_RATE, block_s=0.2)))
-    np.testing.assert_allclose(load_audio(path, MODEL_RATE), small, atol=1e-6)
+    odd = np.concatenate(list(iter_audio_blocks(path, MODEL_RATE, block_s=2.9)))
+    np.testing.assert_array_equal(load_audio(path, MODEL_RATE), small)
+    np.testing.assert_array_equal(odd, small)
 
 
 @pytest.mark.parametrize(("suffix", "channels", "rate"), [(".wav", 3, 44100), (".wav", 6, 48000), (".flac", 3, 22050)])
