@@ -25,7 +25,7 @@ import torchaudio
 from fpkit.errors import FpkitError
 
 BLOCK_S = 30.0  # seconds of source audio decoded per block
-RESAMPLE_CHUNK_S = 1.0  # seconds of source audio resampled per convolution, however it is read
+RESAMPLE_CHUNK_S = 10.0  # seconds of a file resampled per convolution, however it is read (its hash depends on it)
 TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
 RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this
 RAW_SAMPLE = np.dtype("<f4")  # raw streams are 32-bit little-endian float, mono (ffmpeg -f f32le -ac 1)
@@ -82,7 +82,7 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, block_s: float = BLOCK
     try:
         with sf.SoundFile(path) as f:
             source_rate = int(f.samplerate)
-            resampler = _StreamResampler(source_rate, sample_rate)
+            resampler = _StreamResampler(source_rate, sample_rate, RESAMPLE_CHUNK_S)
             block_frames = resampler.align(int(block_s * source_rate))
             declared, decoded = _declared_frames(f), 0
             while True:
@@ -122,7 +122,7 @@ def iter_raw_blocks(
     """
     if source_rate < 1:
         raise AudioError(f"{name}: sample rate must be positive, not {source_rate}")
-    resampler = _StreamResampler(source_rate, sample_rate)
+    resampler = _StreamResampler(source_rate, sample_rate, block_s)  # a live stream's samples wait one block at most
     block_bytes = resampler.align(max(1, int(block_s * source_rate))) * RAW_SAMPLE.itemsize
     pending = b""
     while chunk := stream.read(block_bytes):
@@ -201,21 +201,21 @@ class _StreamResampler:
     """Resample a stream block by block with the same result as one call on the whole signal.
 
     torchaudio's sinc resampler is a polyphase FIR filter: each output sample depends on a
-    window of input samples around it. The stream is processed in chunks of `chunk` input
+    window of input samples around it. The stream is processed in chunks of `chunk_s` seconds of input
     samples, each together with `context` input samples of history and look-ahead (zeros at
     the edges, as torchaudio pads), keeping only the output samples that belong to the chunk.
     The chunks are fixed, whatever blocks the samples arrive in: the convolution's rounding
     depends on its input length, and a song's content hash must not depend on how it was read.
     """
 
-    def __init__(self, source_rate: int, target_rate: int) -> None:
+    def __init__(self, source_rate: int, target_rate: int, chunk_s: float) -> None:
         g = math.gcd(source_rate, target_rate)
         self.up = source_rate // g  # input samples per period
         self.down = target_rate // g  # output samples per period
         self.source_rate = source_rate
         self.target_rate = target_rate
         self.context = self.align(64 * max(1, math.ceil(source_rate / target_rate)))
-        self.chunk = self.align(int(RESAMPLE_CHUNK_S * source_rate))
+        self.chunk = self.align(int(chunk_s * source_rate))
         self.resample = torchaudio.transforms.Resample(source_rate, target_rate)  # its filter, made once
         self.history = np.zeros(self.context, dtype=np.float32)
         self.pending = np.zeros(0, dtype=np.float32)

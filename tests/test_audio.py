@@ -54,13 +54,13 @@ def test_decodes_44k_stereo_to_8k_mono(tmp_path: Path, suffix: str) -> None:
 @pytest.mark.parametrize("rate", [44100, 48000, 22050, 16000, 11025, 8000])
 def test_streaming_resampler_equals_whole_signal(tmp_path: Path, rate: int) -> None:
     rng = np.random.default_rng(rate)
-    n = int(4.37 * rate) + 3  # not a whole number of blocks, chunks or resampling periods
+    n = int(21.37 * rate) + 3  # not a whole number of blocks, 10 s chunks or resampling periods
     source = (0.3 * rng.standard_normal(n)).astype(np.float32)
     path = write_audio(tmp_path / "noise.wav", source, rate)
     sf_data, _ = sf.read(str(path), dtype="float32")  # what the decoder hands the resampler
 
     blocks = list(iter_audio_blocks(path, MODEL_RATE, block_s=0.1))
-    assert len(blocks) >= 4
+    assert len(blocks) >= 3
     streamed = np.concatenate(blocks)
     whole = AF.resample(torch.from_numpy(sf_data), rate, MODEL_RATE).numpy()
     assert len(streamed) == len(whole) == math.ceil(n * MODEL_RATE / rate)
@@ -70,7 +70,7 @@ def test_streaming_resampler_equals_whole_signal(tmp_path: Path, rate: int) -> N
 @pytest.mark.parametrize(("source_rate", "target_rate"), [(8000, 16000), (12345, 8000), (44100, 22050)])
 def test_streaming_resampler_other_rate_pairs(tmp_path: Path, source_rate: int, target_rate: int) -> None:
     rng = np.random.default_rng(0)
-    source = (0.3 * rng.standard_normal(int(0.9 * source_rate) + 1)).astype(np.float32)
+    source = (0.3 * rng.standard_normal(int(10.9 * source_rate) + 1)).astype(np.float32)
     path = write_audio(tmp_path / "noise.wav", source, source_rate)
     sf_data, _ = sf.read(str(path), dtype="float32")
     streamed = np.concatenate(list(iter_audio_blocks(path, target_rate, block_s=0.05)))
@@ -143,7 +143,7 @@ def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
 
 def test_default_blocks_equal_small_blocks_bit_for_bit(tmp_path: Path) -> None:
     # The song's content hash, its identity in a database, must not depend on how it was read.
-    path = write_audio(tmp_path / "song.flac", make_song(7.3, 44100), 44100)
+    path = write_audio(tmp_path / "song.flac", make_song(23.3, 44100), 44100)
     small = np.concatenate(list(iter_audio_blocks(path, MODEL_RATE, block_s=0.2)))
     odd = np.concatenate(list(iter_audio_blocks(path, MODEL_RATE, block_s=2.9)))
     np.testing.assert_array_equal(load_audio(path, MODEL_RATE), small)
