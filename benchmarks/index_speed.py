@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import soundfile as sf
 import torch
@@ -62,12 +63,11 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
-def index_once(folder: str, extra: list[str]) -> Run:
-    db = Path(tempfile.mkdtemp(prefix="fpkit-bench-")) / "db"
-    command = [sys.executable, "-m", "fpkit", "--quiet", "index", folder, "--db", str(db), *extra]
+def run_sampled(command: list[str], stderr: int | IO[bytes] | None = None) -> tuple[int, float, float]:
+    """Run `command` to completion: (exit code, wall seconds, peak MB of its process tree, every 20 ms)."""
     peak = 0
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     done = threading.Event()
 
     def sample() -> None:
@@ -82,10 +82,17 @@ def index_once(folder: str, extra: list[str]) -> Run:
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
+    return code, wall, peak / 2**20
+
+
+def index_once(folder: str, extra: list[str]) -> Run:
+    db = Path(tempfile.mkdtemp(prefix="fpkit-bench-")) / "db"
+    command = [sys.executable, "-m", "fpkit", "--quiet", "index", folder, "--db", str(db), *extra]
+    code, wall, peak_mb = run_sampled(command)
     shutil.rmtree(db.parent)
     if code != 0:
         raise SystemExit(f"fpkit index exited {code}")
-    return Run(wall, peak / 2**20)
+    return Run(wall, peak_mb)
 
 
 def import_floor_mb() -> float:

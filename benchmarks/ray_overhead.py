@@ -16,18 +16,15 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 import soundfile as sf
-from index_speed import tree_rss_bytes  # this script's folder is on the path
+from index_speed import run_sampled  # this script's folder is on the path
 
 from fpkit.audio import find_audio_files
 from fpkit.db import Database
@@ -45,28 +42,12 @@ class Run:
 
 def timed(name: str, command: list[str], out: Path) -> Run:
     """Run `command` to completion, sampling the resident memory of its process tree every 20 ms."""
-    peak = 0
-    start = time.perf_counter()
     log = out.with_name(out.name + ".log")
     with open(log, "wb") as err:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss_bytes(process.pid))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = process.wait()
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
+        code, wall, peak_mb = run_sampled(command, err)
     if code != 0:
         raise SystemExit(f"{name} exited {code}: {' '.join(command)}\n{log.read_text()[-3000:]}")
-    return Run(name, wall, peak / 2**20, out)
+    return Run(name, wall, peak_mb, out)
 
 
 def generate_on_ray(folder: str, out: str, cpus: int) -> None:
