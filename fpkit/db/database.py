@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
+import numpy as np
 import torch
 
 from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import IndexConfig
-from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
+from fpkit.db.workers import fingerprint_files
 from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import CheckpointError, LoadedModel, load_model
 
@@ -310,20 +311,21 @@ class Database:
         report = AddReport()
         last_commit = time.monotonic()
         todo = self.pending(paths, report, on_file)
-        if todo:
-            with BackgroundDecoder([path for path, _ in todo], audio.sample_rate) as decoder:
-                for (path, stat), (_, blocks) in zip(todo, decoder.files(), strict=True):
-                    try:
-                        song = fingerprint_song(blocks, str(path), model.model, audio, batch_size)
-                    except AudioError as err:
-                        report.failed.append(Failed(str(path), str(err)))
-                    else:
-                        self.store_song(path, stat, song, report)
-                    if on_file is not None:
-                        on_file(str(path))
-                    if time.monotonic() - last_commit > COMMIT_EVERY_S:
-                        self.store.commit()
-                        last_commit = time.monotonic()
+
+        def fingerprint(path: Path, blocks: Iterator[np.ndarray]) -> Song:
+            return fingerprint_song(blocks, str(path), model.model, audio, batch_size)
+
+        songs = fingerprint_files([path for path, _ in todo], audio.sample_rate, fingerprint, torch.get_num_threads())
+        for (path, stat), (_, song) in zip(todo, songs, strict=True):
+            if isinstance(song, AudioError):
+                report.failed.append(Failed(str(path), str(song)))
+            else:
+                self.store_song(path, stat, song, report)
+            if on_file is not None:
+                on_file(str(path))
+            if time.monotonic() - last_commit > COMMIT_EVERY_S:
+                self.store.commit()
+                last_commit = time.monotonic()
         self.store.commit()
         return report
 
