@@ -280,7 +280,7 @@ def main() -> None:
         )
     with Database.open(args.db) as db:
         stored = [record.path for record in db.songs]
-        model_path = str(db.store.model_path)
+        model_path = str(db.model_path)
         model_id = db.model_id
     known = {os.path.realpath(p) for p in stored}
     unknown = [p for p in find_audio_files([args.unknown]) if os.path.realpath(p) not in known]
