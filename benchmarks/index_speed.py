@@ -9,7 +9,7 @@ can be compared as ratios. The peak of a process that only imports torch and tor
 printed beside it: the floor under any fpkit command on this torch build (a CUDA build of torch
 maps its GPU libraries even on a CPU and costs several hundred MB more than a CPU build).
 
-    python benchmarks/index_speed.py FOLDER [--runs 3] [--model M.pt] [--set index.batch_size=32]
+    python benchmarks/index_speed.py FOLDER [--runs 3] [--model M.pt] [--set inference.batch_size=32]
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from fpkit.atomic import atomic_write
 from fpkit.audio import AudioError, find_audio_files, load_audio
 from fpkit.db import Database
 
@@ -280,7 +281,7 @@ def main() -> None:
         )
     with Database.open(args.db) as db:
         stored = [record.path for record in db.songs]
-        model_path = str(db.store.model_path)
+        model_path = str(db.model_path)
         model_id = db.model_id
     known = {os.path.realpath(p) for p in stored}
     unknown = [p for p in find_audio_files([args.unknown]) if os.path.realpath(p) not in known]
@@ -296,8 +297,11 @@ def main() -> None:
             wave, _ = sf.read(str(recording), dtype="float32")
         else:
             wave, pieces = make_recording(stored, unknown, noise, args.minutes, args.snr, args.rate, seed)
-            sf.write(str(recording), wave, args.rate, subtype="PCM_16")
-            truth.write_text(json.dumps([asdict(p) for p in pieces], indent=1))
+            # Written whole or not at all: a rerun reuses a recording whose truth file is there.
+            with atomic_write(recording, ".wav") as tmp:
+                sf.write(str(tmp), wave, args.rate, subtype="PCM_16")
+            with atomic_write(truth) as tmp:
+                tmp.write_text(json.dumps([asdict(p) for p in pieces], indent=1))
         duration = len(wave) / args.rate
         runs = [run_monitor(recording, args.db) for _ in range(args.repeats)]
         found, wall = runs[0][0], min(w for _, w in runs)

@@ -55,7 +55,7 @@ def generate_on_ray(folder: str, out: str, cpus: int) -> None:
     ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
     model = load_model(None)
     with Database.open_or_create(out, model) as db:
-        RayEngine("cpu", model.config.index.precision).add_files(db, [folder], model, model.config.index.batch_size)
+        RayEngine("cpu").add_files(db, [folder], model)  # the model's own inference settings
     ray.shutdown()
 
 
@@ -63,7 +63,7 @@ def same_fingerprints(a: Path, b: Path) -> str:
     with Database.open(a) as x, Database.open(b) as y:
         if [(s.path, s.sha, s.count) for s in x.songs] != [(s.path, s.sha, s.count) for s in y.songs]:
             return "songs DIFFER"
-        gap = float(np.max(np.abs(np.asarray(x.store.vectors, np.float32) - y.store.vectors), initial=0.0))
+        gap = float(np.max(np.abs(np.asarray(x.vectors, np.float32) - y.vectors), initial=0.0))
         return "identical fingerprints" if gap == 0 else f"max fingerprint difference {gap:.2g}"
 
 

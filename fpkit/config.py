@@ -204,22 +204,30 @@ class TrainConfig:
 
 
 @dataclass
+class InferenceConfig:
+    """How the network is run while fingerprinting (index, generate, search, monitor, eval): a run's choice."""
+
+    batch_size: int = 256  # segments per model call
+    # The network's arithmetic: "auto" is bfloat16 where the hardware computes it natively
+    # (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    def validate(self) -> None:
+        _require(self.batch_size >= 1, "batch_size", "must be positive")
+
+
+@dataclass
 class IndexConfig:
     # FAISS factory string, or "auto": exact search for small databases, IVF-PQ beyond.
     factory: str = "auto"
     exact_below: int = 20000  # vectors; fewer than this are searched exactly
     pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
     on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
-    batch_size: int = 256  # segments per model call while fingerprinting
-    # The network's arithmetic while fingerprinting: "auto" is bfloat16 where the hardware computes
-    # it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     def validate(self) -> None:
         _require(self.factory.strip() != "", "factory", "must be a FAISS factory string or 'auto'")
         _require(self.exact_below >= 0, "exact_below", "must be >= 0")
         _require(self.pq_m in (8, 16, 32, 64, 128), "pq_m", "must be one of 8, 16, 32, 64, 128")
-        _require(self.batch_size >= 1, "batch_size", "must be positive")
 
 
 @dataclass
@@ -270,6 +278,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
 
@@ -318,18 +327,45 @@ def config_with_overrides(
 
     An error names `--set` when an override is at fault (its key, or `data` is fine alone), else `source`.
     """
-    changed = copy.deepcopy(data)
+    base = _current_keys(data, source, warn=strict)
+    changed = copy.deepcopy(base)
     keys = set()
     for item in overrides or []:
         apply_override(changed, item)
-        keys.add(item.partition("=")[0].strip())
+        key = item.partition("=")[0].strip()
+        keys.add(RENAMED.get(key, key))
+    changed = _current_keys(changed, "--set", warn=True)
     try:
         return _validated(changed, strict)
     except _Invalid as err:
         blame = source
-        if keys and (err.key in keys or _is_valid(data, strict)):
+        if keys and (err.key in keys or _is_valid(base, strict)):
             blame = "--set"
         raise ConfigError(f"{blame}: {err.key}: {err.problem}") from None
+
+
+# Keys that moved, old -> new: configs, checkpoints and databases made before keep loading.
+RENAMED = {"index.batch_size": "inference.batch_size", "index.precision": "inference.precision"}
+
+
+def _current_keys(data: dict[str, Any], source: str, warn: bool) -> dict[str, Any]:
+    """A copy of `data` with each old key of `RENAMED` moved to its new place, where its value wins.
+
+    `warn` says so for a config a person wrote; a checkpoint's stored config is moved silently.
+    """
+    data = copy.deepcopy(data)
+    if not isinstance(data, dict):
+        return data  # validation names it
+    for old, new in RENAMED.items():
+        old_section, old_key = old.split(".")
+        new_section, new_key = new.split(".")
+        section, target = data.get(old_section), data.setdefault(new_section, {})
+        if not (isinstance(section, dict) and old_key in section and isinstance(target, dict)):
+            continue  # nothing to move, or a section that is not a mapping, which validation names
+        target[new_key] = section.pop(old_key)
+        if warn:
+            log.warning("%s: %s is now called %s", source, old, new)
+    return data
 
 
 # The sections a model's weights were trained with: its fingerprints mean nothing under other values.
@@ -354,11 +390,12 @@ def run_overrides(config: Config, overrides: list[str] | None) -> Config:
 def config_from_dict(data: dict[str, Any], source: str = "<dict>", strict: bool = True) -> Config:
     """Build and validate a `Config` from a nested mapping; `source` names it in errors.
 
-    `strict=False` drops unknown keys with a warning instead of failing: for configs stored in
-    checkpoints by an older fpkit, whose keys may since have been renamed or removed.
+    Keys that moved (`RENAMED`) are read at their new place. `strict=False` drops unknown keys
+    with a warning instead of failing: for configs stored in checkpoints by an older fpkit, whose
+    keys may since have been removed.
     """
     try:
-        return _validated(data, strict)
+        return _validated(_current_keys(data, source, warn=strict), strict)
     except _Invalid as err:
         raise ConfigError(f"{source}: {err.key}: {err.problem}") from None
 

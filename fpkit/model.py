@@ -148,6 +148,10 @@ class Fingerprinter(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.embed(self.spectrogram(wave))
 
+    def set_precision(self, precision: str) -> None:
+        """Fingerprint at `inference.precision` ("auto", "float32", "bfloat16"), resolved for the model's device."""
+        self.autocast = autocast_dtype(next(self.parameters()).device, precision)
+
 
 def build_model(config: Config) -> Fingerprinter:
     """The one place where a config turns into a network."""
@@ -251,7 +255,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         raise CheckpointError(f"{path}: stored dims do not match its config")
     model.load_state_dict(payload["state_dict"])
     model.eval().to(device)
-    model.autocast = autocast_dtype(torch.device(device), config.index.precision)
+    model.set_precision(config.inference.precision)
     extra = {k: v for k, v in payload.items() if k not in ("format", "dims", "config", "state_dict")}
     return LoadedModel(model, config, weights_id(model), str(path), extra)
 

@@ -449,7 +449,7 @@ class MonitorSession:
         self.index = searcher.index
         self.segment_k = searcher.config.segment_k
         # Fingerprints as soon as their windows are complete, kept no longer than the tracker needs them.
-        batch_size = searcher.model.config.index.batch_size
+        batch_size = searcher.inference.batch_size
         self.prints = SongPrints(searcher.model.model, self.audio, batch_size, chunk=1, keep=False)
         self.tracker = SpanTracker(
             searcher.vectors, searcher.songs, monitor.song_durations_s, self.audio, searcher.config, monitor.gaps

@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,18 @@ import ray.data
 import torch
 
 from fpkit.audio import AudioError
-from fpkit.config import AudioConfig
+from fpkit.config import AudioConfig, InferenceConfig
 from fpkit.db.database import COMMIT_EVERY_S, AddReport, Database, DatabaseError, Failed
 from fpkit.db.decoder import BackgroundDecoder
-from fpkit.db.store import VECTOR_DTYPE
-from fpkit.device import DeviceError, autocast_dtype
+from fpkit.device import DeviceError
 from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import Fingerprinter, LoadedModel
+from fpkit.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 
 FILES_PER_CALL = 1  # files per actor call: a result reaches the driver (and can be stored) as soon as its song is done
+PRINTS_DTYPE = np.dtype(np.float16)  # what actors send back: what the store keeps, at half the bytes of float32
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -54,7 +55,6 @@ class RayEngine:
     """Where and how the actors fingerprint; `add_files` is a drop-in for `Database.add_files`."""
 
     device: str = "auto"  # cpu, cuda (one GPU per actor), or auto: cuda when the cluster has GPUs
-    precision: str = "auto"  # `index.precision`, resolved on each actor's own device
 
     def __post_init__(self) -> None:
         if self.device.split(":")[0] not in DEVICES:
@@ -65,21 +65,25 @@ class RayEngine:
         db: Database,
         paths: Iterable[str | Path],
         model: LoadedModel,
-        batch_size: int = 256,
-        on_file: Callable[[str], None] | None = None,
+        inference: InferenceConfig | None = None,
+        progress: Progress | None = None,
     ) -> AddReport:
         """Fingerprint on Ray the audio files under `paths` not stored yet, store them in `db`, commit.
 
-        Same skipping, failures and reports as `Database.add_files`; `model` is the driver's
-        copy, sent once to every actor.
+        Same settings, skipping, failures, progress and reports as `Database.add_files`; `model`
+        is the driver's copy, sent once to every actor, which resolves `inference.precision` for
+        its own device.
         """
         db.check_model(model)
+        if inference is None:
+            inference = model.config.inference
+        progress = progress or SILENT
         report = AddReport()
-        todo = db.pending(paths, report, on_file)
+        todo = db.pending(paths, report, progress)
         if todo:
             try:
                 with ray_session():
-                    self._store(db, todo, model, batch_size, report, on_file)
+                    self._add_pending(db, todo, model, inference, report, progress)
             except ray.exceptions.RayError as err:
                 db.commit()
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -90,29 +94,30 @@ class RayEngine:
         db.commit()
         return report
 
-    def _store(
+    def _add_pending(
         self,
         db: Database,
         todo: list[tuple[Path, os.stat_result]],
         model: LoadedModel,
-        batch_size: int,
+        inference: InferenceConfig,
         report: AddReport,
-        on_file: Callable[[str], None] | None,
+        progress: Progress,
     ) -> None:
         stats = dict(todo)
         last_commit = time.monotonic()
-        for path, outcome in self._fingerprint([path for path, _ in todo], model, batch_size):
+        for path, outcome in self._fingerprint([path for path, _ in todo], model, inference):
             if isinstance(outcome, Song):
                 db.store_song(path, stats[path], outcome, report)
             else:
                 report.failed.append(Failed(str(path), outcome))
-            if on_file is not None:
-                on_file(str(path))
+            progress.advance()
             if time.monotonic() - last_commit > COMMIT_EVERY_S:
                 db.commit()
                 last_commit = time.monotonic()
 
-    def _fingerprint(self, paths: list[Path], model: LoadedModel, batch_size: int) -> Iterator[tuple[Path, Song | str]]:
+    def _fingerprint(
+        self, paths: list[Path], model: LoadedModel, inference: InferenceConfig
+    ) -> Iterator[tuple[Path, Song | str]]:
         """Each of `paths`, in order, with its song or the one-line reason it failed."""
         gpus = int(ray.cluster_resources().get("GPU", 0))
         if self.device.startswith("cuda") and not gpus:  # GPU actors would wait for ever
@@ -124,7 +129,7 @@ class RayEngine:
         context.enable_progress_bars = False  # the command shows its own
         songs = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
             SongFingerprinter,
-            fn_constructor_args=(model.model.cpu(), model.config.audio, batch_size, self.precision, gpu),
+            fn_constructor_args=(model.model.cpu(), model.config.audio, inference, gpu),
             batch_size=FILES_PER_CALL,
             compute=ray.data.ActorPoolStrategy(size=max(1, min(slots, len(paths)))),
             num_gpus=1 if gpu else None,
@@ -134,19 +139,19 @@ class RayEngine:
             if row["error"]:
                 yield path, str(row["error"])
             else:
-                prints = np.frombuffer(row["prints"], dtype=VECTOR_DTYPE).reshape(-1, model.model.dims.emb_dim)
+                prints = np.frombuffer(row["prints"], dtype=PRINTS_DTYPE).reshape(-1, model.model.dims.emb_dim)
                 yield path, Song(prints, str(row["sha"]), float(row["duration_s"]))
 
 
 class SongFingerprinter:
     """A Ray actor: the model, loaded once, fingerprints one batch of file paths per call."""
 
-    def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int, precision: str, gpu: bool) -> None:
+    def __init__(self, model: Fingerprinter, audio: AudioConfig, inference: InferenceConfig, gpu: bool) -> None:
         device = torch.device("cuda" if gpu else "cpu")  # Ray shows each GPU actor only its own GPU
         self.model = model.to(device).eval()
-        self.model.autocast = autocast_dtype(device, precision)
+        self.model.set_precision(inference.precision)
         self.audio = audio
-        self.batch_size = batch_size
+        self.batch_size = inference.batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """{"path": (n,)} -> the paths with `sha`, `duration_s`, float16 `prints` as bytes, `error` ("" if none)."""
@@ -163,8 +168,8 @@ class SongFingerprinter:
                 out["path"].append(str(path))
                 out["sha"].append(song.sha)
                 out["duration_s"].append(song.duration_s)
-                # Bytes, not a tensor column: songs have different lengths. float16 is what the store keeps.
-                out["prints"].append(np.ascontiguousarray(song.prints, dtype=VECTOR_DTYPE).tobytes())
+                # Bytes, not a tensor column: songs have different lengths.
+                out["prints"].append(np.ascontiguousarray(song.prints, dtype=PRINTS_DTYPE).tobytes())
                 out["error"].append(error)
         return {key: np.array(values, dtype=object) for key, values in out.items()}
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "fpkit"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "fpkit"
 
 # Lower index = lower layer; as drawn in docs/architecture.md.
 LAYERS = [
-    {"errors", "config", "device", "interrupt", "atomic"},
+    {"errors", "config", "device", "interrupt", "atomic", "progress"},
     {"audio", "features", "augment"},
     {"model", "loss", "fingerprint"},
     {"db"},
@@ -54,3 +55,16 @@ def test_train_and_evaluation_stay_apart() -> None:
             assert not [m for m in fpkit_imports(path) if m.startswith(f"fpkit.{other}")], path
     for path in (PACKAGE / "train").rglob("*.py"):
         assert not [m for m in fpkit_imports(path) if m.startswith("fpkit.db")], path
+
+
+def test_the_store_is_reached_only_through_database() -> None:
+    # The store's own tests, and the benchmark that measures the store and its index on synthetic
+    # vectors without a model, use it directly; commands, applications and their tests do not.
+    users = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "db"]
+    users += [p for p in (ROOT / "benchmarks").glob("*.py") if p.name != "index_search.py"]
+    users += sorted((ROOT / "tests").glob("test_cli_*.py"))
+    for path in users:
+        tree = ast.parse(path.read_text())
+        attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        assert "fpkit.db.store" not in fpkit_imports(path), path
+        assert not attributes & {"store", "_store"}, path

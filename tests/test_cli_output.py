@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import TINY
 from dbhelpers import RATE, SONG_S, db_config, save_model
 from synth import write_songs
 from typer.testing import CliRunner
 
 from fpkit.cli.app import app
+from fpkit.cli.common import RichBars
 
 runner = CliRunner()
 
@@ -32,3 +34,16 @@ def test_a_long_summary_line_is_not_wrapped() -> None:
     done = runner.invoke(app, ["info"])
     assert done.exit_code == 0
     assert len(done.stderr.splitlines()) == 1 and "threads" in done.stderr
+
+
+def test_the_one_renderer_writes_a_line_per_tenth_of_each_phase_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with RichBars() as bars:
+        bars.start("training", 20)
+        for step in range(20):
+            bars.advance(note=f"loss {1 / (step + 1):.2f}")
+        bars.start("<stdin> (seconds of audio)", None)  # a length nobody knows: no tenths to report
+        bars.advance(30.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"training: {n}/20 loss {1 / n:.2f}" for n in range(2, 21, 2)]

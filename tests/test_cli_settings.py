@@ -75,9 +75,12 @@ def test_search_uses_the_batch_size_set_on_its_command_line(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fpkit.db.search, "query_prints", spy)
-    found = runner.invoke(app, ["search", str(songs[0]), "--db", str(db), "--set", "index.batch_size=3"])
+    found = runner.invoke(app, ["search", str(songs[0]), "--db", str(db), "--set", "inference.batch_size=3"])
     assert found.exit_code == 0, found.output
     assert sizes == [3]
+    renamed = runner.invoke(app, ["search", str(songs[0]), "--db", str(db), "--set", "index.batch_size=5"])
+    assert renamed.exit_code == 0, renamed.output
+    assert sizes == [3, 5] and "index.batch_size is now called inference.batch_size" in renamed.stderr
 
 
 def test_an_unusable_index_factory_is_one_line(tmp_path: Path, indexed: tuple[list[Path], Path]) -> None:

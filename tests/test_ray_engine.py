@@ -65,7 +65,7 @@ def table(folder: Path) -> list[dict]:
 
 def vectors(folder: Path) -> np.ndarray:
     with Database.open(folder) as db:
-        return np.array(db.store.vectors)
+        return np.array(db.vectors)
 
 
 def test_ray_writes_the_fingerprints_the_local_path_writes(tmp_path: Path, setup) -> None:
@@ -97,16 +97,19 @@ def test_ray_output_merges_into_a_searchable_database(tmp_path: Path, setup) -> 
 def test_an_interrupted_run_keeps_its_songs_and_resumes(tmp_path: Path, setup) -> None:
     model_path, songs = setup
     model = load_model(model_path)
-    seen: list[str] = []
 
-    def stop_after_two(path: str) -> None:
-        seen.append(path)
-        if len(seen) == 2:
-            raise KeyboardInterrupt
+    class StopAfterTwo:
+        def start(self, phase: str, total: float | None) -> None:
+            self.done = 0.0
+
+        def advance(self, steps: float = 1, note: str = "") -> None:
+            self.done += steps
+            if self.done == 2:
+                raise KeyboardInterrupt
 
     with Database.open_or_create(tmp_path / "out", model) as db:
         with pytest.raises(KeyboardInterrupt):
-            RayEngine("cpu").add_files(db, songs, model, on_file=stop_after_two)
+            RayEngine("cpu").add_files(db, songs, model, progress=StopAfterTwo())
         db.commit()  # as the command does when stopped (`interrupted_adding`)
     assert [song["path"] for song in table(tmp_path / "out")] == [str(s) for s in songs[:2]]
     with Database.open_or_create(tmp_path / "out", model) as db:

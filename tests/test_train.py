@@ -34,20 +34,19 @@ def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class StopAt:
-    """An observer that interrupts training after a given step, as Ctrl-C would."""
+    """Progress that interrupts training after a given step, as Ctrl-C would."""
 
     def __init__(self, stop: int) -> None:
         self.stop = stop
+        self.phase, self.done = "", 0.0
 
-    def caching(self, total: int):  # type: ignore[no-untyped-def]
-        return lambda: None
+    def start(self, phase: str, total: float | None) -> None:
+        self.phase, self.done = phase, 0.0
 
-    def step(self, step: int, total: int, loss: float) -> None:
-        if step == self.stop:
+    def advance(self, steps: float = 1, note: str = "") -> None:
+        self.done += steps
+        if self.phase == "training" and self.done == self.stop:
             raise KeyboardInterrupt
-
-    def epoch(self, record: object) -> None:
-        pass
 
 
 def test_short_run_lowers_loss_and_beats_untrained_model(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
@@ -87,7 +86,7 @@ def test_resume_continues_at_saved_step_with_same_state(
     train(straight)
 
     broken = run_config(tiny_config, songs, tmp_path / "broken", epochs=2, steps_per_epoch=6)
-    first = train(broken, observer=StopAt(9))
+    first = train(broken, progress=StopAt(9))
     assert first.interrupted and first.step == 9
     assert read_checkpoint(tmp_path / "broken/last.pt")["step"] == 9
     resumed = train(resume_config(tmp_path / "broken"), resume=True)

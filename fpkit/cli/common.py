@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 from typer._click import Context, Parameter  # the click that typer carries
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
@@ -148,31 +150,43 @@ def resolve_config(path: Path | None, overrides: list[str] | None) -> Config:
 
 
 class RichBars:
-    """Progress on stderr: a bar per phase on a terminal, else a line per tenth of each phase.
+    """The one progress renderer (`fpkit.progress.Progress`) on stderr: a bar per phase on a
+    terminal, else a line per tenth of each phase whose total is known.
 
-    The bars start with the first phase, so an error found before any work stays one line.
+    The bars start with the first phase, so an error found before any work stays one line. What
+    a command prints to stdout while they run goes to stdout's file, above the bars when that is
+    the terminal too.
     """
 
     def __init__(self) -> None:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self.progress = Progress(*columns, console=err_console, transient=True)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeRemainingColumn(),
+        )
+        # Rich would send stdout through its console, which is stderr: only where both are the terminal.
+        self.progress = RichProgress(*columns, console=err_console, transient=True, redirect_stdout=sys.stdout.isatty())
         self.live = err_console.is_terminal
         self.task: TaskID | None = None
-        self.phase, self.total, self.done, self.next_line = "", 0, 0, 0.0
+        self.phase, self.done, self.next_line = "", 0.0, 0.0
+        self.total: float | None = None
 
-    def start(self, phase: str, total: int) -> None:
+    def start(self, phase: str, total: float | None) -> None:
         if self.live:
             if self.task is None:
                 self.progress.start()
-            self.task = self.progress.add_task(phase, total=total)
-        self.phase, self.total, self.done, self.next_line = phase, total, 0, total / 10
+            self.task = self.progress.add_task(phase, total=total, note="")
+        self.phase, self.total, self.done = phase, total, 0.0
+        self.next_line = total / 10 if total else 0.0
 
-    def advance(self, steps: int = 1) -> None:
+    def advance(self, steps: float = 1, note: str = "") -> None:
         self.done += steps
         if self.live and self.task is not None:
-            self.progress.advance(self.task, steps)
-        elif not self.live and self.done >= self.next_line:
-            err_console.print(f"{self.phase}: {self.done}/{self.total}")
+            self.progress.update(self.task, advance=steps, note=note)
+        elif not self.live and self.total and self.done >= self.next_line:
+            err_console.print(f"{self.phase}: {self.done:.0f}/{self.total:.0f}" + (f" {note}" if note else ""))
             self.next_line = self.done + self.total / 10
 
     def __enter__(self) -> RichBars:

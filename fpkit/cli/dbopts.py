@@ -1,4 +1,4 @@
-"""What the database commands (generate, index, search) share: options, path lists, the model."""
+"""What the database commands (generate, index, search, monitor) share: options, path lists, progress."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 if TYPE_CHECKING:  # the library is imported by the functions that use it: `fpkit --help` stays instant
     import torch
 
-    from fpkit.config import Config, IndexConfig, SearchConfig
+    from fpkit.config import Config, IndexConfig, InferenceConfig, SearchConfig
     from fpkit.db import AddReport, Database
     from fpkit.model import LoadedModel
+    from fpkit.progress import Progress
 
-# An engine: stores `files` in the database and calls back once per file.
-AddFiles = Callable[["Database", list[Path], "LoadedModel", int, Callable[[str], None]], "AddReport"]
+# An engine: fingerprints `files` into the database as `Database.add_files` does.
+AddFiles = Callable[["Database", list[Path], "LoadedModel", "InferenceConfig", "Progress"], "AddReport"]
 SOME_FAILED = 3  # exit code: the run finished, but some inputs could not be read
 
 DbOption = Annotated[
@@ -45,7 +46,7 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
-        help="Override a setting of the model's config, e.g. --set index.batch_size=64 (repeatable).",
+        help="Override a setting of the model's config, e.g. --set inference.batch_size=64 (repeatable).",
         metavar="KEY=VALUE",
     ),
 ]
@@ -79,34 +80,6 @@ def device_or_fail(name: str) -> torch.device:
         fail(str(err))
 
 
-def model_or_fail(path: Path | str | None, device: torch.device) -> LoadedModel:
-    from fpkit.model import CheckpointError, load_model
-
-    try:
-        return load_model(path, device)
-    except CheckpointError as err:
-        fail(str(err))
-
-
-def with_overrides(config: Config, overrides: list[str] | None) -> Config:
-    """The model's own config with the `section.key=value` overrides a run may make."""
-    from fpkit.config import ConfigError, run_overrides
-
-    try:
-        return run_overrides(config, overrides)
-    except ConfigError as err:
-        fail(str(err))
-
-
-def run_config(loaded: LoadedModel, overrides: list[str] | None, device: torch.device) -> Config:
-    """The model's config with `--set` overrides, its fingerprinting precision applied to the model."""
-    from fpkit.device import autocast_dtype
-
-    config = with_overrides(loaded.config, overrides)
-    loaded.model.autocast = autocast_dtype(device, config.index.precision)
-    return config
-
-
 def audio_files_or_fail(sources: list[str]) -> list[Path]:
     """The audio files under `sources`; one line and exit 1 when there are none at all."""
     from fpkit.audio import find_audio_files
@@ -125,16 +98,6 @@ def audio_files_or_fail(sources: list[str]) -> list[Path]:
     for source in empty:
         err_console.print(f"[yellow]warning:[/] {source}: no audio files found", soft_wrap=True)
     return files
-
-
-def index_config_or_fail(config: IndexConfig, model: LoadedModel) -> None:
-    """Refuse index settings that cannot work with `model` before any work is done."""
-    from fpkit.db.index import IndexConfigError, check_index_config
-
-    try:
-        check_index_config(config, model.model.dims.emb_dim)
-    except IndexConfigError as err:
-        fail(str(err))
 
 
 def search_config(config: Config, top_k: int | None, threshold: float | None) -> SearchConfig:
@@ -156,7 +119,7 @@ def search_config(config: Config, top_k: int | None, threshold: float | None) ->
 
 
 def add_with_progress(
-    db: Database, files: list[Path], model: LoadedModel, batch_size: int, add: AddFiles | None = None
+    db: Database, files: list[Path], model: LoadedModel, inference: InferenceConfig, add: AddFiles | None = None
 ) -> AddReport:
     """`add(db, files, ...)`, `Database.add_files` or another engine's, with progress on stderr.
 
@@ -167,8 +130,7 @@ def add_with_progress(
     add = add or Database.add_files
     try:
         with RichBars() as bars:
-            bars.start("fingerprinting", len(files))
-            return add(db, files, model, batch_size, lambda _: bars.advance())
+            return add(db, files, model, inference, bars)
     except KeyboardInterrupt:
         interrupted_adding(db)
 
@@ -185,8 +147,7 @@ def index_with_progress(db: Database, config: IndexConfig) -> None:
 
     try:
         with RichBars() as bars:
-            bars.start("indexing", db.rows)
-            db.update_index(config, progress=bars.advance)
+            db.update_index(config, bars)
     except IndexConfigError as err:  # an index setting that does not suit this database, e.g. index.pq_m
         fail(f"{db.root}: cannot build the index: {err}; its songs are stored, and indexed by the next fpkit index")
     except KeyboardInterrupt:

@@ -12,9 +12,7 @@ from rich.table import Table
 from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail, resolve_config
 
 if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
-    from fpkit.config import Config
     from fpkit.evaluation.report import EvalReport, ProtocolResult
-    from fpkit.evaluation.run import DatabaseSource
 
 DEFAULT_LENGTHS = "1,2,3,5,6,10"
 DEFAULT_QUERIES = 500
@@ -111,7 +109,7 @@ def eval_command(
         evaluate_synthetic,
     )
 
-    source = DatabaseSource(db, model, str(resolve_device(device)))
+    dev = str(resolve_device(device))
     length_list = _lengths(lengths) if lengths is not None else None
     plan: SyntheticPlan | RecordingsPlan
     if truth is not None:
@@ -124,7 +122,7 @@ def eval_command(
             fail("--truth needs --queries DIR (the recordings) and --db DIR (the database)")
         _require_folder("--queries", Path(queries))
         plan = RecordingsPlan(Path(queries), truth, length_list)
-        cfg = _settings(config, overrides, source)
+        settings = overrides or []
     else:
         if songs is None:
             fail("give --songs DIR for synthetic queries, or --truth FILE.csv with --queries DIR for recordings")
@@ -147,7 +145,11 @@ def eval_command(
             protocols=protocols,
             seed=seed if seed is not None else 0,
         )
-        cfg = _settings(config, [*(overrides or []), *([_snr_override(snr)] if snr is not None else [])], source)
+        settings = [*(overrides or []), *([_snr_override(snr)] if snr is not None else [])]
+    # --config: the file's settings; else the model's own (its calibrated threshold above all), as
+    # `fpkit search` runs. --set applies on top either way.
+    cfg = resolve_config(config, settings) if config is not None else None
+    source = DatabaseSource(db, model, dev, tuple(settings) if cfg is None else ())
     try:
         with RichBars() as bars:
             if isinstance(plan, RecordingsPlan):
@@ -174,26 +176,6 @@ def _show(report: EvalReport) -> None:
     )
     for result in report.results:
         err_console.print(metrics_table(result))
-
-
-def _settings(config: Path | None, overrides: list[str] | None, source: DatabaseSource) -> Config:
-    """--config when given; else the config stored with the model that will be used, so that
-    eval searches with the model's own settings (its calibrated threshold above all), as
-    `fpkit search` does. --set applies on top either way."""
-    from fpkit.db.store import MODEL_FILE
-    from fpkit.model import DEFAULT_WEIGHTS, stored_config
-
-    if config is not None:
-        return resolve_config(config, overrides)
-    if source.model is not None:
-        checkpoint: Path | None = Path(source.model)
-    elif source.folder is not None and (Path(source.folder) / MODEL_FILE).exists():
-        checkpoint = Path(source.folder) / MODEL_FILE
-    else:
-        checkpoint = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None
-    if checkpoint is None or not checkpoint.exists():
-        return resolve_config(None, overrides)  # the missing model is reported where it is loaded
-    return stored_config(checkpoint, overrides)
 
 
 def metrics_table(result: ProtocolResult) -> Table:

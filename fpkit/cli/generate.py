@@ -19,10 +19,7 @@ from fpkit.cli.dbopts import (
     audio_files_or_fail,
     device_or_fail,
     expand_paths,
-    model_or_fail,
     report_and_exit,
-    run_config,
-    with_overrides,
 )
 
 
@@ -52,36 +49,22 @@ def generate(
     """
     import torch
 
-    from fpkit.db import Database, DatabaseError
+    from fpkit.db import Database
 
     files = audio_files_or_fail(expand_paths(paths))
-    if model is None and (out / "manifest.json").exists():  # resuming: the folder's own model
-        try:
-            model = Database.built_with(out).path
-        except DatabaseError as err:
-            fail(str(err))
-    add: AddFiles = Database.add_files
+    add: AddFiles | None = None
     if engine is Engine.ray:
-        loaded = model_or_fail(model, torch.device("cpu"))  # the driver only stores: the actors fingerprint
-        config = with_overrides(loaded.config, overrides)
-        add = _ray_engine(device, config.index.precision)
+        add = _ray_engine(device)
+        dev = torch.device("cpu")  # the driver only stores: the actors fingerprint
     else:
         dev = device_or_fail(device)
-        loaded = model_or_fail(model, dev)
-        config = run_config(loaded, overrides, dev)
-    try:
-        db = Database.open_or_create(out, loaded)
-    except DatabaseError as err:
-        fail(str(err))
-    with db:
-        try:
-            report = add_with_progress(db, files, loaded, config.index.batch_size, add)
-        except DatabaseError as err:  # an engine that failed as a whole, having committed what it stored
-            fail(str(err))
-        report_and_exit(report, db)
+    # Errors (another model than OUT's, a refused --set, a failed engine): one line, by the app's handler.
+    with Database.open_for(out, model, dev, writable=True, overrides=overrides) as opened:
+        report = add_with_progress(opened.db, files, opened.model, opened.config.inference, add)
+        report_and_exit(report, opened.db)
 
 
-def _ray_engine(device: str, precision: str) -> AddFiles:
+def _ray_engine(device: str) -> AddFiles:
     from fpkit.device import DeviceError
 
     try:
@@ -89,6 +72,6 @@ def _ray_engine(device: str, precision: str) -> AddFiles:
     except ImportError as err:
         fail(escape(f"--engine ray needs Ray Data ({err}); install it with: pip install 'fpkit[ray]'"))
     try:
-        return RayEngine(device, precision).add_files
+        return RayEngine(device).add_files
     except DeviceError as err:
         fail(str(err))

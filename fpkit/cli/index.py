@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fpkit.cli.common import err_console, fail
+from fpkit.cli.common import RichBars, err_console, fail
 from fpkit.cli.dbopts import (
     DbOption,
     DeviceOption,
@@ -17,19 +18,13 @@ from fpkit.cli.dbopts import (
     audio_files_or_fail,
     device_or_fail,
     expand_paths,
-    index_config_or_fail,
     index_with_progress,
     interrupted_adding,
-    model_or_fail,
     report_and_exit,
-    run_config,
 )
 
 if TYPE_CHECKING:
-    import torch
-
-    from fpkit.db import AddReport, Database
-    from fpkit.model import LoadedModel
+    from fpkit.db import AddReport, Database, RepairReport
 
 
 def index(
@@ -64,71 +59,37 @@ def index(
     Big collections: run `fpkit generate PART --out parts/N` in many processes, then
     `fpkit index --db DB --merge parts/1 --merge parts/2 ... --set index.on_disk=true`.
     """
-    from fpkit.db import AddReport, Database, DatabaseError
+    from fpkit.db import AddReport, Database
 
     sources = expand_paths(paths or [])
-    existing = (db / "manifest.json").exists()
+    existing = Database.exists(db)
     if not sources and not merge and not rebuild and not existing:
         fail(f"nothing to index: {db} holds no database yet; give audio paths, - for stdin, or --merge FOLDER")
     if rebuild and repair:
         fail("--rebuild starts over, --repair keeps what is intact: give one of them")
     files = audio_files_or_fail(sources) if sources else []
     dev = device_or_fail(device)
-    if (repair or rebuild) and existing:
-        loaded = _model_to_repair(db, model, dev)  # the database may be damaged: its files are not read
-    elif model is not None or not existing:
-        loaded = model_or_fail(model if model is not None or not merge else _part_model(merge[0]), dev)
-    else:
-        try:
-            with Database.open(db) as current:
-                loaded = current.load_model(dev)
-        except DatabaseError as err:
-            fail(str(err))
-    config = run_config(loaded, overrides, dev)
-    index_config_or_fail(config.index, loaded)
-    if repair:
-        _repair(db, loaded)
-    try:
-        database = Database.open_or_create(db, loaded, rebuild=rebuild)
-    except DatabaseError as err:
-        fail(str(err))
-    with database:
+    if model is None and merge and not existing:
+        model = _part_model(merge[0])  # a database made of parts holds their model
+    # Errors (a damaged database, another model, a refused --set): one line, by the app's handler.
+    opening = Database.open_for(db, model, dev, writable=True, overrides=overrides, rebuild=rebuild, repair=repair)
+    with opening as opened:
+        if opened.repaired is not None:
+            _show_repair(db, opened.repaired, opened.model.path)
+        database = opened.db
         report = AddReport()
         if merge:
             report = _merge(database, merge)
         if files:
-            added = add_with_progress(database, files, loaded, config.index.batch_size)
+            added = add_with_progress(database, files, opened.model, opened.config.inference)
             report.stored += added.stored
             report.skipped += added.skipped
             report.failed += added.failed
-        index_with_progress(database, config.index)
+        index_with_progress(database, opened.config.index)
         report_and_exit(report, database)
 
 
-def _model_to_repair(db: Path, model: Path | None, device: torch.device) -> LoadedModel:
-    """`--model`, else the database's own copy, found from its manifest alone; naming what to pass when it is lost."""
-    from fpkit.db import Database, DatabaseError
-    from fpkit.model import CheckpointError, load_model
-
-    if model is not None:
-        return model_or_fail(model, device)
-    try:
-        built_with = Database.built_with(db)
-    except DatabaseError as err:
-        fail(str(err))
-    try:
-        return load_model(built_with.path, device)
-    except CheckpointError as err:
-        fail(f"{err}; pass --model CHECKPOINT, the model {db} was built with (id {built_with.model_id})")
-
-
-def _repair(db: Path, model: LoadedModel) -> None:
-    from fpkit.db import Database, DatabaseError
-
-    try:
-        report = Database.repair(db, model)
-    except DatabaseError as err:
-        fail(str(err))
+def _show_repair(db: Path, report: RepairReport, model_path: str) -> None:
     if not report.problems:
         err_console.print(f"{db}: no damage found", soft_wrap=True)
         return
@@ -145,37 +106,28 @@ def _repair(db: Path, model: LoadedModel) -> None:
     dropped = len(report.lost) + report.unreadable
     done = [f"dropped {dropped} damaged songs ({report.rows_cut} fingerprint rows)"] if dropped else []
     if report.model_restored:
-        done.append(f"restored its model from {model.path}")
+        done.append(f"restored its model from {model_path}")
     if report.index_dropped:
         done.append("the index is rebuilt from the stored fingerprints")
     err_console.print(f"repaired {db}: " + ("; ".join(done) or "nothing was lost"), soft_wrap=True)
 
 
 def _part_model(part: Path) -> Path:
-    from fpkit.db import Database, DatabaseError
+    from fpkit.db import Database
 
-    try:
-        with Database.open(part) as source:
-            return source.store.model_path
-    except DatabaseError as err:
-        fail(str(err))
+    with Database.open(part) as source:
+        return source.model_path
 
 
 def _merge(database: Database, parts: list[Path]) -> AddReport:
-    from fpkit.db import Database, DatabaseError
+    from fpkit.db import Database
 
-    try:
-        sources = [Database.open(part) for part in parts]
-    except DatabaseError as err:
-        fail(str(err))
-    try:
-        report = database.add_databases(sources)
-    except DatabaseError as err:
-        fail(str(err))
-    except KeyboardInterrupt:
-        interrupted_adding(database)
-    finally:
-        for source in sources:
-            source.close()
+    with contextlib.ExitStack() as stack:
+        sources = [stack.enter_context(Database.open(part)) for part in parts]
+        try:
+            with RichBars() as bars:
+                report = database.add_databases(sources, bars)
+        except KeyboardInterrupt:
+            interrupted_adding(database)
     err_console.print(f"merged {len(parts)} folders: {len(report.stored)} songs added", soft_wrap=True)
     return report

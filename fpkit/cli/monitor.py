@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from fpkit.cli.common import INTERRUPTED, err_console, fail
+from fpkit.cli.common import INTERRUPTED, RichBars, err_console, fail
 from fpkit.cli.dbopts import (
     SOME_FAILED,
     DbOption,
@@ -20,8 +19,6 @@ from fpkit.cli.dbopts import (
     ModelOption,
     SetOption,
     device_or_fail,
-    model_or_fail,
-    run_config,
     search_config,
 )
 from fpkit.cli.search import Format
@@ -61,25 +58,16 @@ def monitor(
     Spans are printed in time order as they close (about 20 s after their end). Exit code 0
     when every recording was processed, 3 when some could not be read.
     """
-    from fpkit.db import Database, DatabaseError, Searcher
+    from fpkit.db import Database, Searcher
     from fpkit.monitor import Monitor
 
     if recordings.count(STDIN) > 1:
         fail("- (stdin) can be given only once")
     dev = device_or_fail(device)
-    try:
-        database = Database.open(db)
-    except DatabaseError as err:
-        fail(str(err))
-    with database:
-        try:
-            loaded = model_or_fail(model, dev) if model is not None else database.load_model(dev)
-            database.check_model(loaded)
-            config = search_config(run_config(loaded, overrides, dev), None, threshold)
-            watcher = Monitor(Searcher(database, loaded, config), gaps)
-        except DatabaseError as err:
-            fail(str(err))
-        sample_rate = loaded.config.audio.sample_rate
+    with Database.open_for(db, model, dev, overrides=overrides) as opened:  # errors: one line, by the app's handler
+        config = search_config(opened.config, None, threshold)
+        watcher = Monitor(Searcher(opened.db, opened.model, config, opened.config.inference), gaps)
+        sample_rate = opened.model.config.audio.sample_rate
         writer = _Writer(output, watcher.paths)
         failed = False
         for recording in recordings:
@@ -103,26 +91,22 @@ def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate:
     blocks = read_ahead(blocks)  # decoding goes on while the model works
     session = watcher.session(name)
     writer.begin(name)
-    with _progress() as progress:
-        task = progress.add_task(Path(name).name, total=total_s)
-        try:
+    try:
+        with RichBars() as bars:
+            bars.start(f"{Path(name).name} (seconds of audio)", total_s)
             for block in blocks:
+                shown = session.seconds
                 writer.spans(name, session.feed(block))
-                progress.update(task, completed=session.seconds)
+                bars.advance(session.seconds - shown)
             writer.spans(name, session.finish())
-        except AudioError as err:
-            writer.spans(name, session.close())
-            progress.stop()
-            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
-            writer.failure(name, str(err))
-            return False
-        except KeyboardInterrupt:
-            writer.spans(name, session.close())
-            progress.stop()
-            fail(
-                f"interrupted after {session.seconds:.1f} s of {name}; the spans up to there are listed",
-                code=INTERRUPTED,
-            )
+    except AudioError as err:
+        writer.spans(name, session.close())
+        err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+        writer.failure(name, str(err))
+        return False
+    except KeyboardInterrupt:
+        writer.spans(name, session.close())
+        fail(f"interrupted after {session.seconds:.1f} s of {name}; the spans up to there are listed", code=INTERRUPTED)
     return True
 
 
@@ -136,32 +120,14 @@ def _duration_or_none(path: str) -> float | None:
         return None
 
 
-def _progress() -> Progress:
-    # Spans go to stdout while the bar runs, so stdout is not redirected into the bar's (stderr)
-    # console; on a terminal the spans themselves show the progress and the bar would garble them.
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f} s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=sys.stdout.isatty(),
-    )
-
-
 class _Writer:
     """Writes spans to stdout as they close, one line each, in the chosen format."""
 
     def __init__(self, output: Format, paths: list[str]) -> None:
         self.output = output
         self.paths = paths
-        self.csv = csv.writer(sys.stdout)
         if output is Format.csv:
-            self.csv.writerow([*FIELDS, "error"])
+            _csv_row([*FIELDS, "error"])
 
     def begin(self, recording: str) -> None:
         if self.output is Format.table:
@@ -173,7 +139,7 @@ class _Writer:
             if self.output is Format.jsonl:
                 print(json.dumps(line))
             elif self.output is Format.csv:
-                self.csv.writerow([_text(line[key]) for key in FIELDS] + [""])
+                _csv_row([_text(line[key]) for key in FIELDS] + [""])
             else:
                 print(
                     f"{_clock(span.start_s):>10}  {_clock(span.end_s):>10}  "
@@ -187,7 +153,7 @@ class _Writer:
         if self.output is Format.jsonl:
             print(json.dumps({**dict.fromkeys(FIELDS), "recording": recording, "error": reason}))
         elif self.output is Format.csv:
-            self.csv.writerow([recording, "", "", "", "", "", reason])
+            _csv_row([recording, "", "", "", "", "", reason])
         else:
             print(f"{'':>10}  {'':>10}  {'':>9}  {'':>5}  unreadable: {reason}")
         sys.stdout.flush()
@@ -203,6 +169,10 @@ def to_json(recording: str, span: Span, paths: list[str]) -> dict[str, Any]:
         "offset_s": None if span.offset_s is None else round(span.offset_s, 3),
         "score": None if span.score is None else round(span.score, 4),
     }
+
+
+def _csv_row(values: list[str]) -> None:
+    csv.writer(sys.stdout).writerow(values)  # the stdout of the moment: above the progress bar on a terminal
 
 
 def _text(value: Any) -> str:

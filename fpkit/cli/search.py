@@ -24,7 +24,6 @@ from fpkit.cli.dbopts import (
     SearchSetOption,
     device_or_fail,
     expand_paths,
-    run_config,
     search_config,
 )
 
@@ -63,9 +62,9 @@ def search(
     from fpkit.db import Database, Searcher
 
     dev = device_or_fail(device)
-    with Database.open_for(db, model, dev) as opened:  # errors: one line, by the app's handler
-        config = run_config(opened.model, overrides, dev)
-        searcher = Searcher(opened.db, opened.model, search_config(config, top_k, threshold), config.index.batch_size)
+    with Database.open_for(db, model, dev, overrides=overrides) as opened:  # errors: one line, by the app's handler
+        config = search_config(opened.config, top_k, threshold)
+        searcher = Searcher(opened.db, opened.model, config, opened.config.inference)
         failed = _search_all(searcher, expand_paths(queries), _writer(output))
     if failed:
         raise typer.Exit(code=SOME_FAILED)
@@ -159,19 +158,22 @@ class _Csv:
     """query,match,offset_s,score,error: the best match only, one flushed row per query."""
 
     def __init__(self) -> None:
-        self.rows = csv.writer(sys.stdout)
-        self.rows.writerow(["query", "match", "offset_s", "score", "error"])
+        self._row(["query", "match", "offset_s", "score", "error"])
         sys.stdout.flush()
+
+    @staticmethod
+    def _row(values: list[str]) -> None:
+        csv.writer(sys.stdout).writerow(values)  # the stdout of the moment: above the progress bars on a terminal
 
     def write(self, result: SearchResult | _Failure) -> None:
         if isinstance(result, _Failure):
-            self.rows.writerow([result.query, "", "", "", result.reason])
+            self._row([result.query, "", "", "", result.reason])
         else:
             best = result.match
             if best is None:
-                self.rows.writerow([result.query, "", "", "", ""])
+                self._row([result.query, "", "", "", ""])
             else:
-                self.rows.writerow([result.query, best.ref, f"{best.offset_s:.3f}", f"{best.score:.4f}", ""])
+                self._row([result.query, best.ref, f"{best.offset_s:.3f}", f"{best.score:.4f}", ""])
         sys.stdout.flush()
 
     def close(self) -> None:

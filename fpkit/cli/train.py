@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from fpkit.cli.common import INTERRUPTED, OverrideOption, err_console, fail, resolve_config
+from fpkit.cli.common import INTERRUPTED, OverrideOption, RichBars, err_console, fail, resolve_config
 
 if TYPE_CHECKING:  # imported where used: `fpkit --help` stays instant
     from fpkit.config import Config
-    from fpkit.train.loop import EpochRecord
-
-FolderOption = Annotated[Path | None, typer.Option(file_okay=False, help="Folder of audio files.")]
-
-
-class RichObserver:
-    """Progress bars and one line per epoch on stderr."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def caching(self, total: int) -> Callable[[], None]:
-        task = self.progress.add_task("decoding songs", total=total, loss="")
-        return lambda: self.progress.advance(task)
-
-    def step(self, step: int, total: int, loss: float) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("training", total=total, completed=step - 1, loss="")
-        self.progress.update(self.task, completed=step, loss=f"loss {loss:.3f}")
-
-    def epoch(self, record: EpochRecord) -> None:
-        hits = "  ".join(f"{k} seg {v:.3f}" for k, v in record.top1.items())
-        self.progress.console.print(
-            f"epoch {record.epoch:>3}  step {record.step:>7}  train {record.train_loss:.4f}  "
-            f"val {record.val_loss:.4f}  top-1 {hits}  {record.steps_per_s:.2f} steps/s"
-        )
 
 
 def train(
@@ -63,20 +34,16 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out at its last step.")] = False,
     device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
-    """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory."""
+    """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory.
+
+    Progress and one line per epoch go to stderr.
+    """
     from fpkit.train.loop import train as run_training
 
     cfg = _resolve(config, overrides, data, val, noise, ir, out, device, resume)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
-        TimeRemainingColumn(),
-    )
     try:
-        with Progress(*columns, console=err_console, transient=False) as progress:
-            result = run_training(cfg, resume=resume, observer=RichObserver(progress))
+        with RichBars() as bars:
+            result = run_training(cfg, resume=resume, progress=bars)
     except KeyboardInterrupt:  # before the first step: there is nothing to save yet
         fail("interrupted before the first step; no checkpoint was written", INTERRUPTED)
     if result.interrupted:

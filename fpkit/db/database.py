@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from fpkit.audio import AudioError, find_audio_files
-from fpkit.config import IndexConfig
-from fpkit.db.index import Progress, read_index, update_index
+from fpkit.config import Config, IndexConfig, InferenceConfig, run_overrides
+from fpkit.db.index import check_index_config, read_index, update_index
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.db.workers import fingerprint_files
 from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import CheckpointError, LoadedModel, load_model
+from fpkit.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,12 @@ class RepairReport:
 
 @dataclass(frozen=True)
 class OpenedDatabase:
-    """A database and the model to use with it (`Database.open_for`); closes the database on exit."""
+    """A database, its model and the run's settings (`Database.open_for`); closes the database on exit."""
 
     db: Database
     model: LoadedModel
+    config: Config  # the model's config with the run's overrides
+    repaired: RepairReport | None = None  # what `repair=True` found and did
 
     def __enter__(self) -> OpenedDatabase:
         return self
@@ -96,10 +99,12 @@ class AddReport:
 
 
 class Database:
-    """Open with `Database.open`, `Database.create` or `Database.open_or_create`; close when done."""
+    """Open with `Database.open_for` (as the commands do), `Database.open`, `Database.create` or
+    `Database.open_or_create`; close when done.
+    """
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self._store = store  # private: everything outside fpkit.db goes through the methods below
 
     @classmethod
     def create(cls, root: str | Path, model: LoadedModel) -> Database:
@@ -118,7 +123,7 @@ class Database:
             db = cls(Store.open(root, writable))
         except StoreError as err:
             raise DatabaseError(str(err)) from None
-        meta = db.store.index_meta
+        meta = db._store.index_meta
         if writable and meta is not None:
             try:
                 read_index(db.root, meta)
@@ -129,18 +134,42 @@ class Database:
 
     @classmethod
     def open_for(
-        cls, root: str | Path, model: str | Path | None, device: str | torch.device = "cpu", writable: bool = False
+        cls,
+        root: str | Path,
+        model: str | Path | None,
+        device: str | torch.device = "cpu",
+        writable: bool = False,
+        overrides: list[str] | None = None,
+        rebuild: bool = False,
+        repair: bool = False,
     ) -> OpenedDatabase:
-        """The database in `root` and the model to use with it: the one place that decides.
+        """The database in `root`, the model to use with it and the run's settings: the one place that decides.
 
-        `model` (a checkpoint file) when given, which must be the model the database was built
-        with (`ModelMismatch`), else the database's own copy. Writable, a missing database is
-        created with `model` (default: the shipped one). Raises `DatabaseError` or
-        `CheckpointError` in one line.
+        The model is `model` (a checkpoint file) when given, which must be the model the database
+        was built with (`ModelMismatch`), else the database's own copy. The settings are the
+        model's config with the run's `overrides` (`fpkit.config.run_overrides`).
+
+        Writable, a missing database is created with `model` (default: the shipped one) and the
+        index settings are checked against the model as well; nothing is created or committed
+        before every check has passed. `rebuild` starts the database over; `repair` first keeps
+        what is intact of a damaged one (`Database.repair`, reported in `repaired`). Both imply
+        writable and find the model of a damaged database from its manifest alone. Raises
+        `DatabaseError`, `CheckpointError` or `ConfigError` in one line.
         """
-        if writable and not (Path(root) / MANIFEST).exists():
+        root = Path(root)
+        writable = writable or rebuild or repair
+        if repair or (rebuild and cls.exists(root)):
+            loaded = load_model(model, device) if model is not None else cls._model_named_in(root, device)
+            config = _run_config(loaded, overrides, writable)
+            if repair:
+                report = cls.repair(root, loaded)
+                return OpenedDatabase(cls.open(root, writable=True), loaded, config, report)
+            salvage, _ = cls._salvage(root, loaded, keep_songs=False)
+            return OpenedDatabase(cls(salvage.store), loaded, config)
+        if writable and not cls.exists(root):
             loaded = load_model(model, device)
-            return OpenedDatabase(cls.create(root, loaded), loaded)
+            config = _run_config(loaded, overrides, writable)
+            return OpenedDatabase(cls.create(root, loaded), loaded, config)
         db = cls.open(root, writable)
         try:
             if model is None:
@@ -148,10 +177,22 @@ class Database:
             else:
                 loaded = load_model(model, device)
                 db.check_model(loaded)
+            config = _run_config(loaded, overrides, writable)
         except BaseException:
             db.close()
             raise
-        return OpenedDatabase(db, loaded)
+        return OpenedDatabase(db, loaded, config)
+
+    @classmethod
+    def _model_named_in(cls, root: Path, device: str | torch.device) -> LoadedModel:
+        """The database's copy of its model, found from its manifest alone (its other files may be damaged)."""
+        built_with = cls.built_with(root)
+        try:
+            return load_model(built_with.path, device)
+        except CheckpointError as err:
+            raise DatabaseError(
+                f"{err}; pass --model CHECKPOINT, the model {root} was built with (id {built_with.model_id})"
+            ) from None
 
     @classmethod
     def open_or_create(cls, root: str | Path, model: LoadedModel, rebuild: bool = False) -> Database:
@@ -160,7 +201,7 @@ class Database:
         A rebuild takes effect at the next commit, so the old contents survive an interruption;
         it works on a damaged database too (its model copy is restored from `model`).
         """
-        if not (Path(root) / "manifest.json").exists():
+        if not cls.exists(root):
             return cls.create(root, model)
         if rebuild:
             salvage, _ = cls._salvage(root, model, keep_songs=False)
@@ -187,15 +228,15 @@ class Database:
         if model_restored and not salvage.model_missing:
             problems.append(f"{salvage.store.model_path}: unreadable, or not model {model.model_id}")
         with cls(salvage.store) as db:
-            meta = db.store.index_meta
+            meta = db._store.index_meta
             if meta is not None:
                 try:
                     read_index(db.root, meta)
                 except StoreError as err:
                     problems.append(str(err).split("; run ")[0])
-                    db.store.set_index(None)
+                    db._store.set_index(None)
                     dropped = True
-            db.store.commit()
+            db._store.commit()
         return RepairReport(problems, salvage.lost, salvage.unreadable, salvage.rows_cut, dropped, model_restored)
 
     @classmethod
@@ -208,13 +249,18 @@ class Database:
         db = cls(salvage.store)
         try:
             db.check_model(model)
-            restore = salvage.model_missing or not _holds_model(db.store.model_path, model)
+            restore = salvage.model_missing or not _holds_model(db._store.model_path, model)
             if restore:
-                db.store.restore_model(model.path)
+                db._store.restore_model(model.path)
         except BaseException:
             db.close()
             raise
         return salvage, restore
+
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        """Whether `root` holds a database (its manifest), sound or damaged."""
+        return (Path(root) / MANIFEST).exists()
 
     @staticmethod
     def built_with(root: str | Path) -> BuiltWith:
@@ -226,7 +272,7 @@ class Database:
         return BuiltWith(Path(root) / manifest["model_file"], manifest["model_id"])
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> Database:
         return self
@@ -236,24 +282,44 @@ class Database:
 
     @property
     def root(self) -> Path:
-        return self.store.root
+        return self._store.root
 
     @property
     def model_id(self) -> str:
-        return self.store.model_id
+        return self._store.model_id
 
     @property
     def songs(self) -> list[FileRecord]:
-        return self.store.files
+        return self._store.files
 
     @property
     def rows(self) -> int:
-        return self.store.rows
+        return self._store.rows
 
     @property
     def indexed_rows(self) -> int:
-        meta = self.store.index_meta
+        meta = self._store.index_meta
         return int(meta["rows"]) if meta else 0
+
+    @property
+    def index_factory(self) -> str:
+        """The FAISS factory string of the index; "" before there is one."""
+        meta = self._store.index_meta
+        return str(meta["factory"]) if meta else ""
+
+    @property
+    def model_path(self) -> Path:
+        """The database's copy of its model's checkpoint."""
+        return self._store.model_path
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every stored fingerprint (rows, d) float16, memory-mapped; row ids are the index's ids."""
+        return self._store.vectors
+
+    def song_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """First row (S,) and row count (S,) of every song, in the order of `songs` (first rows ascend)."""
+        return self._store.song_bounds()
 
     def check_model(self, model: LoadedModel) -> None:
         if model.model_id != self.model_id:
@@ -264,7 +330,7 @@ class Database:
     def load_model(self, device: str | torch.device = "cpu") -> LoadedModel:
         """The database's own copy of its model."""
         try:
-            loaded = load_model(self.store.model_path, device)
+            loaded = load_model(self._store.model_path, device)
         except CheckpointError as err:
             raise DatabaseError(
                 f"{err}; run fpkit index --db {self.root} --repair --model CHECKPOINT "
@@ -274,7 +340,7 @@ class Database:
         return loaded
 
     def load_index(self) -> faiss.Index:
-        meta = self.store.index_meta
+        meta = self._store.index_meta
         if self.rows == 0:
             raise DatabaseError(f"{self.root}: holds no songs yet (add some with fpkit index SONGS --db {self.root})")
         if meta is None:
@@ -291,29 +357,34 @@ class Database:
 
         After an interruption: every song appended before it is whole, so committing keeps them.
         """
-        self.store.commit()
+        self._store.commit()
 
     def add_files(
         self,
         paths: Iterable[str | Path],
         model: LoadedModel,
-        batch_size: int = 256,
-        on_file: Callable[[str], None] | None = None,
+        inference: InferenceConfig | None = None,
+        progress: Progress | None = None,
     ) -> AddReport:
         """Fingerprint and store every audio file under `paths` (files or folders), then commit.
 
-        Unchanged paths and already-stored content are skipped; unreadable files are reported
-        in `AddReport.failed` and do not stop the run. Commits every `COMMIT_EVERY_S` seconds.
-        `on_file` is called with each file's path once it is dealt with (for progress bars).
+        `inference` (segments per model call, precision) defaults to the model's own. Unchanged
+        paths and already-stored content are skipped; unreadable files are reported in
+        `AddReport.failed` and do not stop the run. Commits every `COMMIT_EVERY_S` seconds.
+        `progress` counts the files, in one phase ("fingerprinting").
         """
         self.check_model(model)
+        if inference is None:
+            inference = model.config.inference
+        model.model.set_precision(inference.precision)
+        progress = progress or SILENT
         audio = model.config.audio
         report = AddReport()
         last_commit = time.monotonic()
-        todo = self.pending(paths, report, on_file)
+        todo = self.pending(paths, report, progress)
 
         def fingerprint(path: Path, blocks: Iterator[np.ndarray]) -> Song:
-            return fingerprint_song(blocks, str(path), model.model, audio, batch_size)
+            return fingerprint_song(blocks, str(path), model.model, audio, inference.batch_size)
 
         songs = fingerprint_files([path for path, _ in todo], audio.sample_rate, fingerprint, torch.get_num_threads())
         for (path, stat), (_, song) in zip(todo, songs, strict=True):
@@ -321,51 +392,59 @@ class Database:
                 report.failed.append(Failed(str(path), str(song)))
             else:
                 self.store_song(path, stat, song, report)
-            if on_file is not None:
-                on_file(str(path))
+            progress.advance()
             if time.monotonic() - last_commit > COMMIT_EVERY_S:
-                self.store.commit()
+                self._store.commit()
                 last_commit = time.monotonic()
-        self.store.commit()
+        self._store.commit()
         return report
 
     def pending(
-        self, paths: Iterable[str | Path], report: AddReport, on_file: Callable[[str], None] | None = None
+        self, paths: Iterable[str | Path], report: AddReport, progress: Progress
     ) -> list[tuple[Path, os.stat_result]]:
         """The audio files under `paths` still to fingerprint, as absolute paths with their `stat`.
 
-        Paths stored with the same size and modification time go to `report.skipped` (and
-        `on_file`), unreadable ones to `report.failed`.
+        Starts the "fingerprinting" phase of `progress` over all the files, and counts at once
+        those stored with the same size and modification time (in `report.skipped`) and those
+        that cannot be read (in `report.failed`).
         """
+        files = find_audio_files(list(paths))
+        progress.start("fingerprinting", len(files))
         todo: list[tuple[Path, os.stat_result]] = []
-        for path in find_audio_files(list(paths)):
+        for path in files:
             absolute = Path(os.path.abspath(path))
             try:
                 stat = absolute.stat()
             except OSError as err:
                 report.failed.append(Failed(str(absolute), f"{path}: cannot read ({err.strerror})"))
+                progress.advance()
                 continue
-            known = self.store.find_unchanged(str(absolute), stat.st_size, stat.st_mtime_ns)
+            known = self._store.find_unchanged(str(absolute), stat.st_size, stat.st_mtime_ns)
             if known is not None:
                 report.skipped.append(Skipped(str(absolute), known.path))
-                if on_file is not None:
-                    on_file(str(absolute))
+                progress.advance()
             else:
                 todo.append((absolute, stat))
         return todo
 
     def store_song(self, path: Path, stat: os.stat_result, song: Song, report: AddReport) -> None:
         """Store a fingerprinted file (not committed) unless a stored song has the same content."""
-        same = self.store.find_content(song.sha)
+        same = self._store.find_content(song.sha)
         if same is not None:
             report.skipped.append(Skipped(str(path), same.path))
             return
         report.stored.append(
-            self.store.append(str(path), song.duration_s, song.sha, stat.st_size, stat.st_mtime_ns, song.prints)
+            self._store.append(str(path), song.duration_s, song.sha, stat.st_size, stat.st_mtime_ns, song.prints)
         )
 
-    def add_databases(self, others: Iterable[Database], on_song: Callable[[str], None] | None = None) -> AddReport:
-        """Copy the songs of other databases or `fpkit generate` outputs made with the same model."""
+    def add_databases(self, others: Iterable[Database], progress: Progress | None = None) -> AddReport:
+        """Copy the songs of other databases or `fpkit generate` outputs made with the same model.
+
+        `progress` counts their songs, in one phase ("merging").
+        """
+        others = list(others)
+        progress = progress or SILENT
+        progress.start("merging", sum(len(other.songs) for other in others))
         report = AddReport()
         for other in others:
             if other.model_id != self.model_id:
@@ -373,25 +452,35 @@ class Database:
                     f"{other.root}: made with model {other.model_id}, this database uses {self.model_id}"
                 )
             for record in other.songs:
-                same = self.store.find_content(record.sha)
+                same = self._store.find_content(record.sha)
                 if same is not None:
                     report.skipped.append(Skipped(record.path, same.path))
                 else:
-                    prints = other.store.read_rows(record.first_row, record.first_row + record.count)
+                    prints = other._store.read_rows(record.first_row, record.first_row + record.count)
                     report.stored.append(
-                        self.store.append(
+                        self._store.append(
                             record.path, record.duration_s, record.sha, record.size, record.mtime_ns, prints
                         )
                     )
-                if on_song is not None:
-                    on_song(record.path)
-        self.store.commit()
+                progress.advance()
+        self._store.commit()
         return report
 
     def update_index(self, config: IndexConfig, progress: Progress | None = None) -> None:
-        """Index every stored row (see `fpkit.db.index.update_index`) and commit."""
-        self.store.set_index(update_index(self.store, config, progress))
-        self.store.commit()
+        """Index every stored row (see `fpkit.db.index.update_index`) and commit.
+
+        `progress` counts the rows indexed, in one phase ("indexing"), when there are any to index.
+        """
+        self._store.set_index(update_index(self._store, config, progress or SILENT))
+        self._store.commit()
+
+
+def _run_config(model: LoadedModel, overrides: list[str] | None, writable: bool) -> Config:
+    """The model's config with the run's overrides; for a writable database, its index settings are checked too."""
+    config = run_overrides(model.config, overrides)
+    if writable:
+        check_index_config(config.index, model.model.dims.emb_dim)
+    return config
 
 
 def _holds_model(path: Path, model: LoadedModel) -> bool:

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from fpkit.atomic import atomic_write
 from fpkit.config import IndexConfig
 from fpkit.db.store import Store, StoreDamaged
 from fpkit.errors import FpkitError
+from fpkit.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ SHARD_ROWS = 1 << 20  # rows per shard index held in memory while building on-di
 TRAIN_POINTS_PER_LIST = 64  # k-means sample per IVF list (faiss warns below 39)
 MIN_POINTS_PER_LIST = 39
 AUTO_MIN_ROWS = 10000  # "auto" stays exact below this: 8-bit PQ codebooks want 39 * 256 training points
-
-Progress = Callable[[int], None]  # called with the number of rows just added
 
 
 class IndexConfigError(FpkitError):
@@ -77,12 +75,13 @@ def plan_index(n: int, dim: int, config: IndexConfig) -> IndexPlan:
     return IndexPlan(f"IVF{nlist},PQ{config.pq_m}x4fs", on_disk=False)
 
 
-def update_index(store: Store, config: IndexConfig, progress: Progress | None = None) -> dict[str, Any]:
+def update_index(store: Store, config: IndexConfig, progress: Progress = SILENT) -> dict[str, Any]:
     """Bring the store's index up to its rows; returns the manifest entry for `store.set_index`.
 
     New rows are added to the current index when the plan for the new size is unchanged;
     otherwise (first index, a different factory, more IVF lists) it is rebuilt from the store.
     The new index is written under a new name: the old one stays valid until the manifest moves.
+    `progress` counts the rows added, in one phase ("indexing") started only when there are some.
     """
     meta = store.index_meta
     plan = plan_index(store.rows, store.dim, config)
@@ -96,6 +95,7 @@ def update_index(store: Store, config: IndexConfig, progress: Progress | None = 
     if extend:
         assert meta is not None
         index, start = read_index(store.root, meta), int(meta["rows"])
+    progress.start("indexing", store.rows - start if extend else store.rows)
     try:
         if not extend:
             log.info("building a %s index over %d rows", plan.factory, store.rows)
@@ -186,7 +186,7 @@ def _trained(factory: str, store: Store) -> faiss.Index:
     return index
 
 
-def _add_rows(index: faiss.Index, store: Store, start: int, stop: int, progress: Progress | None) -> None:
+def _add_rows(index: faiss.Index, store: Store, start: int, stop: int, progress: Progress) -> None:
     for a in range(start, stop, ADD_BLOCK):
         b = min(stop, a + ADD_BLOCK)
         block = np.asarray(store.read_rows(a, b), dtype=np.float32)
@@ -194,11 +194,10 @@ def _add_rows(index: faiss.Index, store: Store, start: int, stop: int, progress:
             index.add(block)  # flat ids are positions, and rows are added in order
         else:
             index.add_with_ids(block, np.arange(a, b, dtype=np.int64))
-        if progress is not None:
-            progress(b - a)
+        progress.advance(b - a)
 
 
-def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Progress | None) -> list[str]:
+def _build_on_disk(trained: faiss.Index, store: Store, stem: Path, progress: Progress) -> list[str]:
     """Fill one shard index per block of rows, then merge their lists into one `.ivfdata` file."""
     shards = []
     for n, a in enumerate(range(0, store.rows, SHARD_ROWS)):

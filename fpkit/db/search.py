@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 
 from fpkit.audio import load_audio
-from fpkit.config import SearchConfig
+from fpkit.config import InferenceConfig, SearchConfig
 from fpkit.db.database import Database
 from fpkit.db.index import set_nprobe
 from fpkit.fingerprint import QueryPrints, SilentAudio, check_usable, query_prints
@@ -133,19 +133,24 @@ class Searcher:
     """Searches one database with its model; load once, query many times."""
 
     def __init__(
-        self, db: Database, model: LoadedModel, config: SearchConfig | None = None, batch_size: int | None = None
+        self,
+        db: Database,
+        model: LoadedModel,
+        config: SearchConfig | None = None,
+        inference: InferenceConfig | None = None,
     ) -> None:
-        """`config` and `batch_size` (segments per model call) default to the model's own."""
+        """`config` and `inference` (segments per model call, precision) default to the model's own."""
         db.check_model(model)
         self.db = db
         self.model = model
         self.config = config if config is not None else model.config.search
-        self.batch_size = batch_size if batch_size is not None else model.config.index.batch_size
+        self.inference = inference if inference is not None else model.config.inference
+        model.model.set_precision(self.inference.precision)
         self.index = db.load_index()
         set_nprobe(self.index, self.config.nprobe)
-        first, counts = db.store.song_bounds()
+        first, counts = db.song_bounds()
         self.songs = SongTable(first, counts)
-        self.vectors = db.store.vectors
+        self.vectors = db.vectors
         self.paths = [record.path for record in db.songs]
 
     def search_file(self, path: str | Path) -> SearchResult:
@@ -173,7 +178,7 @@ class Searcher:
         except SilentAudio:
             return []  # valid audio in which no song plays
         cfg = self.config
-        prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.batch_size)
+        prints = query_prints(self.model.model, wave, audio, cfg.subhop_shifts, self.inference.batch_size)
         return sequence_search(
             self.index, self.vectors, self.songs, prints, audio.hop_s, cfg.segment_k, cfg.max_candidates
         )

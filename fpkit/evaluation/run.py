@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol as TypingProtocol
 
 import numpy as np
 
@@ -30,7 +29,6 @@ from fpkit.augment import Degrader
 from fpkit.config import Config
 from fpkit.db import Database, Failed, Searcher, SearchResult
 from fpkit.db.index import IndexConfigError, check_index_config
-from fpkit.db.store import MANIFEST
 from fpkit.errors import FpkitError
 from fpkit.evaluation.metrics import (
     NO_SONG,
@@ -50,6 +48,7 @@ from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult
 from fpkit.evaluation.truth import TruthRow, match_song, read_truth
 from fpkit.fingerprint import content_hash
 from fpkit.model import LoadedModel
+from fpkit.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 
@@ -61,27 +60,21 @@ class EvalError(FpkitError):
     """An evaluation that cannot run as asked; the message names the file or folder."""
 
 
-class ProgressSink(TypingProtocol):
-    """Where long phases report progress (the CLI draws bars on stderr)."""
-
-    def start(self, phase: str, total: int) -> None: ...
-
-    def advance(self, steps: int = 1) -> None: ...
-
-
 @dataclass(frozen=True)
 class DatabaseSource:
-    """Which database to search."""
+    """Which database to search, with which model and settings: what `Database.open_for` decides from."""
 
     folder: Path | None  # existing or new database folder; None: a temporary one for this run
     model: Path | None  # checkpoint for a new database (None: the shipped one), or checked against `folder`
     device: str  # torch device for the model
+    overrides: tuple[str, ...] = ()  # dotted `section.key=value` on the model's config
 
 
 @dataclass(frozen=True)
 class OpenDatabase:
     db: Database
     model: LoadedModel
+    config: Config  # the run's settings
     label: str  # the folder, or TEMPORARY_DB
 
 
@@ -106,22 +99,24 @@ class RecordingsPlan:
 
 
 def evaluate_synthetic(
-    plan: SyntheticPlan, source: DatabaseSource, config: Config, progress: ProgressSink | None = None
+    plan: SyntheticPlan, source: DatabaseSource, config: Config | None = None, progress: Progress | None = None
 ) -> EvalReport:
     """Index the songs (and distractors) into the database, then run the synthetic protocols.
 
-    Everything that can fail cheaply (folders, song lengths, noise and IR banks, query plan)
-    is checked before the long indexing. The write lock is held only while indexing, so other
-    runs can add to the same database while this one searches. Degradation uses
-    `config.augment`, search `config.search`.
+    `config` is the run's whole config (a config file's); None runs with the model's own and
+    `source.overrides`, as `fpkit search` does. Degradation uses its `augment`, search its `search`.
+    Everything that can fail cheaply (settings, folders, song lengths, noise and IR banks, query
+    plan) is checked before the long indexing. The write lock is held only while indexing, so
+    other runs can add to the same database while this one searches.
     """
+    progress = progress or SILENT
     songs = _audio_files(plan.songs)
     unknown = _audio_files(plan.unknown) if plan.unknown is not None else []
     with database_folder(source) as folder:
-        with open_writable(folder, source) as opened:
+        with open_database(folder, source, config, writable=True) as opened:
             audio = opened.model.config.audio
             try:
-                check_index_config(config.index, opened.model.model.dims.emb_dim)
+                check_index_config(opened.config.index, opened.model.model.dims.emb_dim)
             except IndexConfigError as err:
                 raise EvalError(str(err)) from None
             if min(plan.lengths_s) < audio.segment_s:
@@ -129,15 +124,15 @@ def evaluate_synthetic(
                 raise EvalError(f"--lengths: {shortest:g} s is shorter than one segment ({audio.segment_s:g} s)")
             sets = plan_query_sets(plan, _durations(songs), _durations(unknown), audio.hop_s)
             degrader = Degrader.from_folders(
-                config.augment, audio.sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed
+                opened.config.augment, audio.sample_rate, _text(plan.noise), _text(plan.ir), seed=plan.seed
             )
-            indexed = index_songs(opened, [plan.songs] + ([plan.dummy] if plan.dummy else []), config, progress)
+            indexed = index_songs(opened, [plan.songs] + ([plan.dummy] if plan.dummy else []), progress)
         query_songs = {os.path.abspath(p) for p in songs}
         for failed in indexed.failed:
             if failed.path in query_songs:
                 raise EvalError(f"{failed.reason} (a query song must be indexed: fix it or leave it out of --songs)")
-        with open_readonly(folder, source, opened.model) as opened:
-            searcher = make_searcher(opened, config)
+        with open_database(folder, source, config, writable=False) as opened:
+            searcher = make_searcher(opened)
             results = run_synthetic(searcher, sets, songs, unknown, plan, degrader, progress)
             settings = dataclasses.replace(
                 _settings(opened, searcher, "synthetic", plan.lengths_s, plan.protocols),
@@ -149,26 +144,29 @@ def evaluate_synthetic(
                 queries=plan.queries,
                 unknown_queries=plan.queries if plan.unknown is not None else 0,
                 seed=plan.seed,
-                snr_db=list(config.augment.snr_db),
-                augment=dataclasses.asdict(config.augment),
+                snr_db=list(opened.config.augment.snr_db),
+                augment=dataclasses.asdict(opened.config.augment),
             )
     return EvalReport(settings, results, indexed.seconds)
 
 
 def evaluate_recordings(
-    plan: RecordingsPlan, source: DatabaseSource, config: Config, progress: ProgressSink | None = None
+    plan: RecordingsPlan, source: DatabaseSource, config: Config | None = None, progress: Progress | None = None
 ) -> EvalReport:
-    """Score real recordings against their ground truth in an existing database, used as it is."""
+    """Score real recordings against their ground truth in an existing database, used as it is.
+
+    `config` as for `evaluate_synthetic`.
+    """
     rows = read_truth(plan.truth, plan.queries)
     if source.folder is None:
         raise EvalError("recordings are scored against an existing database: pass --db")
-    with open_readonly(source.folder, source, None) as opened:
+    with open_database(source.folder, source, config, writable=False) as opened:
         listed = {row.query.resolve() for row in rows}
         unlisted = [f for f in find_audio_files([plan.queries]) if f.resolve() not in listed]
         if unlisted:
             log.warning("%s: %d audio files are not in %s and are left out", plan.queries, len(unlisted), plan.truth)
-        searcher = make_searcher(opened, config)
-        result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress)
+        searcher = make_searcher(opened)
+        result = run_recordings(searcher, rows, plan.lengths_s, plan.truth, progress or SILENT)
         unknown = sum(row.song is None for row in rows)
         settings = dataclasses.replace(
             _settings(opened, searcher, "recordings", plan.lengths_s, ["recordings"]),
@@ -191,23 +189,19 @@ def database_folder(source: DatabaseSource) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def open_writable(folder: Path, source: DatabaseSource) -> Iterator[OpenDatabase]:
-    """The database in `folder` under the write lock, or a new one made with `source.model`."""
-    with Database.open_for(folder, source.model, source.device, writable=True) as opened:
-        yield OpenDatabase(opened.db, opened.model, _label(source))
+def open_database(
+    folder: Path, source: DatabaseSource, config: Config | None, writable: bool
+) -> Iterator[OpenDatabase]:
+    """The database in `folder` with its model and the run's settings, as `Database.open_for` decides them.
 
-
-@contextlib.contextmanager
-def open_readonly(folder: Path, source: DatabaseSource, model: LoadedModel | None) -> Iterator[OpenDatabase]:
-    """The existing database in `folder` for searching, with `model` (already checked) or its own."""
-    if not (folder / MANIFEST).exists():
+    Writable, it is held under the write lock, or made with `source.model` when missing; else it
+    must exist. The settings are `config` when given, else the model's own with `source.overrides`.
+    """
+    if not writable and not Database.exists(folder):
         raise EvalError(f"{folder}: no database there (build one with fpkit index, or fpkit eval --songs)")
-    if model is not None:
-        with Database.open(folder) as db:
-            yield OpenDatabase(db, model, _label(source))
-        return
-    with Database.open_for(folder, source.model, source.device) as opened:
-        yield OpenDatabase(opened.db, opened.model, _label(source))
+    overrides = list(source.overrides) if config is None else None
+    with Database.open_for(folder, source.model, source.device, writable, overrides) as opened:
+        yield OpenDatabase(opened.db, opened.model, config if config is not None else opened.config, _label(source))
 
 
 def _label(source: DatabaseSource) -> str:
@@ -220,29 +214,23 @@ class IndexSummary:
     failed: list[Failed]  # files that could not be added, each with its reason
 
 
-def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progress: ProgressSink | None) -> IndexSummary:
-    """Add every audio file under `paths` and bring the index up to date.
+def index_songs(opened: OpenDatabase, paths: list[Path], progress: Progress) -> IndexSummary:
+    """Add every audio file under `paths` and bring the index up to date, with the run's settings.
 
     Files the database already holds unchanged are skipped unread, so a rerun on the same
     folders costs a directory scan. An interrupted run keeps what it committed (every minute).
     """
     started = time.perf_counter()
-    db = opened.db
-    files = find_audio_files(list(paths))
-    if progress is not None:
-        progress.start("fingerprinting songs", len(files))
-    on_file = (lambda _: progress.advance()) if progress is not None else None
+    db, config = opened.db, opened.config
     try:
-        report = db.add_files(files, opened.model, config.index.batch_size, on_file)
+        report = db.add_files(paths, opened.model, config.inference, progress)
     except KeyboardInterrupt:
         db.commit()  # keep the songs fingerprinted so far for the next run
         raise
     for failed in report.failed:
         log.warning("not indexed: %s", failed.reason)
-    if progress is not None:
-        progress.start("indexing fingerprints", db.rows)  # fewer when only new rows are added
     try:
-        db.update_index(config.index, progress.advance if progress is not None else None)
+        db.update_index(config.index, progress)
     except IndexConfigError as err:  # an index setting that does not suit this model, e.g. index.pq_m
         raise EvalError(f"{db.root}: cannot build the index: {err}") from None
     log.info(
@@ -257,10 +245,11 @@ def index_songs(opened: OpenDatabase, paths: list[Path], config: Config, progres
     return IndexSummary(time.perf_counter() - started, report.failed)
 
 
-def make_searcher(opened: OpenDatabase, config: Config) -> Searcher:
-    """A searcher with the configured search settings and at least `EVAL_TOP_K` candidates."""
+def make_searcher(opened: OpenDatabase) -> Searcher:
+    """A searcher with the run's settings and at least `EVAL_TOP_K` candidates."""
+    config = opened.config
     search = dataclasses.replace(config.search, top_k=max(config.search.top_k, EVAL_TOP_K))
-    return Searcher(opened.db, opened.model, search)
+    return Searcher(opened.db, opened.model, search, config.inference)
 
 
 # ---- synthetic queries ----------------------------------------------------------------------
@@ -312,7 +301,7 @@ def run_synthetic(
     unknown: list[Path],
     plan: SyntheticPlan,
     degrader: Degrader,
-    progress: ProgressSink | None = None,
+    progress: Progress = SILENT,
 ) -> list[ProtocolResult]:
     """Cut, degrade and search every query of `sets`; one `ProtocolResult` per protocol.
 
@@ -323,8 +312,7 @@ def run_synthetic(
         p: [_Collector(sum(len(s.positions) for s in sets if s.protocol == p)) for _ in plan.lengths_s]
         for p in plan.protocols
     }
-    if progress is not None:
-        progress.start("searching queries", sum(len(s.positions) for s in sets) * len(plan.lengths_s))
+    progress.start("searching queries", sum(len(s.positions) for s in sets) * len(plan.lengths_s))
     by_sha = {record.sha: i for i, record in enumerate(searcher.db.songs)}
     ids = _song_ids(searcher)
     for known, files in ((False, unknown), (True, songs)):  # an indexed unknown song fails first
@@ -341,8 +329,7 @@ def run_synthetic(
                     query = degrader.degrade(excerpt, derive_rng(plan.seed, query_set.stream, int(q)))
                     result, seconds = _timed_search(searcher, query, f"{path}@{start_s:.3f}s+{length_s:g}s")
                     collector.put(query_set.slot0 + int(q), song, start_s, result, seconds, ids)
-                    if progress is not None:
-                        progress.advance()
+                    progress.advance()
     return [_protocol_result(p, plan.lengths_s, collectors[p], audio.hop_s) for p in plan.protocols]
 
 
@@ -388,7 +375,7 @@ def run_recordings(
     rows: list[TruthRow],
     lengths_s: list[float] | None,
     truth: Path,
-    progress: ProgressSink | None = None,
+    progress: Progress = SILENT,
 ) -> ProtocolResult:
     """Search every recording: whole (`lengths_s` None), or its first L seconds for each length.
 
@@ -402,8 +389,7 @@ def run_recordings(
     audio = searcher.model.config.audio
     waves = [load_audio(row.query, audio.sample_rate) for row in rows]
     collectors = []
-    if progress is not None:
-        progress.start("searching recordings", len(rows) * len(lengths))
+    progress.start("searching recordings", len(rows) * len(lengths))
     for length_s in lengths:
         take = [i for i, w in enumerate(waves) if length_s is None or len(w) >= round(length_s * audio.sample_rate)]
         collector = _Collector(len(take))
@@ -412,8 +398,7 @@ def run_recordings(
             result, seconds = _timed_search(searcher, wave, str(rows[i].query))
             collector.put(slot, truth_songs[i], rows[i].start_s or 0.0, result, seconds, ids)
         collectors.append(collector)
-        if progress is not None:
-            progress.advance(len(rows))
+        progress.advance(len(rows))
     return _protocol_result("recordings", lengths, collectors, audio.hop_s)
 
 
@@ -512,7 +497,7 @@ def _settings(
         database=opened.label,
         database_songs=len(opened.db.songs),
         database_segments=opened.db.rows,
-        index=str((opened.db.store.index_meta or {}).get("factory", "")),
+        index=opened.db.index_factory,
         lengths_s=lengths_s,
         protocols=list(protocols),
         sample_rate=audio.sample_rate,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from fpkit.augment import Degrader
 from fpkit.config import AudioConfig, AugmentConfig
 from fpkit.errors import FpkitError
 from fpkit.features import Framing
+from fpkit.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,13 @@ def cache_songs(
     sample_rate: int,
     min_samples: int,
     workers: int = 0,
-    on_progress: Callable[[], None] | None = None,
+    progress: Progress = SILENT,
 ) -> CacheReport:
     """Decode every file once to the model rate and keep it as float16 .npy in `cache_dir`.
 
     A cached file is reused while the source's path, size and modification time are unchanged.
     Unreadable files and files shorter than `min_samples` are skipped, each with its reason.
+    `progress` advances once per file (the caller starts its phase).
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(str(p), str(cache_dir / _cache_name(p, sample_rate)), sample_rate) for p in paths]
@@ -67,14 +68,12 @@ def cache_songs(
             results = []
             for result in pool.map(_decode_to_cache, jobs, chunksize=4):
                 results.append(result)
-                if on_progress:
-                    on_progress()
+                progress.advance()
     else:
         results = []
         for job in jobs:
             results.append(_decode_to_cache(job))
-            if on_progress:
-                on_progress()
+            progress.advance()
     for path, cache, outcome in results:
         if isinstance(outcome, str):
             skipped.append(f"{path}: {outcome}")

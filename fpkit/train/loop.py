@@ -17,10 +17,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from fpkit.device import resolve_device
 from fpkit.errors import FpkitError
 from fpkit.loss import Memory, contrastive_loss
 from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
+from fpkit.progress import SILENT, Progress
 from fpkit.train.curves import plot_training_curves
 from fpkit.train.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
 from fpkit.train.optim import learning_rate, make_optimizer
@@ -67,25 +67,6 @@ class TrainResult:
     step: int
     history: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
-
-
-class TrainObserver(Protocol):
-    """How the loop reports progress; the CLI shows it, tests ignore it."""
-
-    def caching(self, total: int) -> Callable[[], None]: ...
-    def step(self, step: int, total: int, loss: float) -> None: ...
-    def epoch(self, record: EpochRecord) -> None: ...
-
-
-class SilentObserver:
-    def caching(self, total: int) -> Callable[[], None]:
-        return lambda: None
-
-    def step(self, step: int, total: int, loss: float) -> None:
-        pass
-
-    def epoch(self, record: EpochRecord) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -139,8 +120,13 @@ def check_resume(config: Config, run_dir: str | Path) -> None:
             raise TrainError(f"--{key} {now}: {run_dir} trains on {before}; resume without --{key}, or {start_anew}")
 
 
-def train(config: Config, resume: bool = False, observer: TrainObserver | None = None) -> TrainResult:
-    observer = observer or SilentObserver()
+def train(config: Config, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Run (or with `resume`, continue) the training `config` describes; see the module docstring.
+
+    `progress` counts songs decoded (one phase per song set) and then optimiser steps, each with
+    the latest loss as its note; every epoch's figures are also logged.
+    """
+    progress = progress or SILENT
     tc = config.train
     if not tc.out:
         raise TrainError("no run directory: pass --out or set train.out")
@@ -163,7 +149,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # Data: decode every song once into the run's cache (the main process first, then the others reuse it).
-    train_songs, val_songs = _prepare_songs(config, run_dir, ddp, observer)
+    train_songs, val_songs = _prepare_songs(config, run_dir, ddp, progress)
     degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, tc.noise, tc.ir, seed=tc.seed)
     val_degrader = degrader.reseeded(tc.seed + 1)
     val_set = make_validation_set(val_songs, config, val_degrader, tc.seed)
@@ -205,6 +191,8 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     losses: list[float] = []
     epoch_start, last_save = time.monotonic(), time.monotonic()
     steps_at_epoch_start = step
+    progress.start("training", total_steps)
+    progress.advance(step)  # where a resumed run stands
 
     def save(path_name: str) -> None:
         if ddp.is_main:
@@ -246,7 +234,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
             step += 1
             result.step = step
             losses.append(loss.item())
-            observer.step(step, total_steps, losses[-1])
+            progress.advance(note=f"loss {losses[-1]:.3f}")
             if ddp.is_main and step % tc.log_every == 0:
                 _append_jsonl(log_path, {"step": step, "train_loss": float(np.mean(losses[-tc.log_every :])), "lr": lr})
 
@@ -265,7 +253,7 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
                     if improved:
                         save("best.pt")
                     _prune_epochs(run_dir, tc.keep_last)
-                observer.epoch(record)
+                log.info("%s", _epoch_line(record))
                 losses, epoch_start, steps_at_epoch_start = [], time.monotonic(), step
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > tc.checkpoint_minutes * 60:
@@ -279,8 +267,16 @@ def train(config: Config, resume: bool = False, observer: TrainObserver | None =
     return result
 
 
+def _epoch_line(record: EpochRecord) -> str:
+    hits = "  ".join(f"{k} seg {v:.3f}" for k, v in record.top1.items())
+    return (
+        f"epoch {record.epoch:>3}  step {record.step:>7}  train {record.train_loss:.4f}  "
+        f"val {record.val_loss:.4f}  top-1 {hits}  {record.steps_per_s:.2f} steps/s"
+    )
+
+
 def _prepare_songs(
-    config: Config, run_dir: Path, ddp: Distributed, observer: TrainObserver
+    config: Config, run_dir: Path, ddp: Distributed, progress: Progress
 ) -> tuple[list[Song], list[Song]]:
     tc = config.train
     assert tc.data is not None
@@ -294,9 +290,9 @@ def _prepare_songs(
     for turn in range(2 if ddp.world > 1 else 1):
         if (turn == 0) == ddp.is_main:
             for name, paths in (("train", train_files), ("val", val_files)):
-                advance = observer.caching(len(paths))
+                progress.start(f"decoding {name} songs", len(paths))
                 report = cache_songs(
-                    paths, run_dir / "cache", config.audio.sample_rate, min_samples, tc.workers, advance
+                    paths, run_dir / "cache", config.audio.sample_rate, min_samples, tc.workers, progress
                 )
                 songs[name] = report.songs
         if ddp.world > 1:
