@@ -30,6 +30,16 @@ def test_index_shows_line_progress_and_search_keeps_long_paths_whole(tmp_path: P
     assert len(rows) == 1 and rows[0].count(str(songs[0])) == 2  # query and match, each on one line
 
 
+def test_quiet_index_shows_no_progress(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "tiny.pt", db_config(TINY))
+    songs = write_songs(tmp_path / "songs", 2, SONG_S, RATE)
+    done = runner.invoke(
+        app, ["--quiet", "index", *map(str, songs), "--db", str(tmp_path / "db"), "--model", str(model)]
+    )
+    assert done.exit_code == 0, done.output
+    assert not [line for line in done.stderr.splitlines() if line.startswith(("fingerprinting:", "indexing:"))]
+
+
 def test_a_long_summary_line_is_not_wrapped() -> None:
     done = runner.invoke(app, ["info"])
     assert done.exit_code == 0

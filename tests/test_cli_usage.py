@@ -77,9 +77,9 @@ def test_the_command_line_starts_without_the_heavy_libraries() -> None:
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "index", "search", "monitor", "eval", "export", "info"])
+@pytest.mark.parametrize("command", ["", "train", "generate", "index", "search", "monitor", "eval", "export", "info"])
 def test_help_names_values_for_people_not_python_types(command: str) -> None:
-    shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    shown = runner.invoke(app, [command, "--help"] if command else ["--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
     options = [line for line in shown.stdout.splitlines() if re.match(r"^│ +(\* +)?(--|[A-Z])", line)]
     assert options and not [line for line in options if re.search(r"<\w|\b(str|bool|int|float)\b|list\[", line)]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fpkit import __version__
-from fpkit.cli.common import Command, interruptible, one_line_errors, setup_logging
+from fpkit.cli.common import Command, Group, interruptible, one_line_errors, setup_logging
 from fpkit.cli.eval import eval_command
 from fpkit.cli.export import export
 from fpkit.cli.generate import generate
@@ -19,6 +19,7 @@ from fpkit.cli.train import train
 
 app = typer.Typer(
     name="fpkit",
+    cls=Group,
     help="Neural audio fingerprinting: train, generate, index, search, monitor and evaluate.",
     no_args_is_help=True,
     add_completion=False,
@@ -45,7 +46,9 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr: no progress or log lines.")
+    ] = False,
 ) -> None:
     """Neural audio fingerprinting: train, generate, index, search, monitor and evaluate."""
     setup_logging(quiet)

@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 from typer._click import Context, Parameter  # the click that typer carries
-from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from fpkit.errors import FpkitError
 from fpkit.interrupt import stop_on_signals
@@ -49,15 +49,25 @@ class Command(TyperCommand):
     """
 
     def get_params(self, ctx: Context) -> list[Parameter]:
-        params = super().get_params(ctx)
-        for param in params:
-            if isinstance(param, TyperArgument):
-                param.metavar = param.metavar or (param.name or "").upper()
-                param.display_type_rich = _no_type  # type: ignore[method-assign]  # the name says it
-            elif isinstance(param, TyperOption) and param.metavar is None:
-                label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
-                param.metavar = "" if param.is_flag else _METAVARS.get(label.lower(), label)
-        return params
+        return _readable(super().get_params(ctx), ctx)
+
+
+class Group(TyperGroup):
+    """The `fpkit` command itself, whose options (`--quiet`, `--version`) read like a `Command`'s."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _readable(super().get_params(ctx), ctx)
+
+
+def _readable(params: list[Parameter], ctx: Context) -> list[Parameter]:
+    for param in params:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or (param.name or "").upper()
+            param.display_type_rich = _no_type  # type: ignore[method-assign]  # the name says it
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            label = re.sub(r"^list\[(.*)\]$", r"\1", param.display_type(ctx).strip("<>"))
+            param.metavar = "" if param.is_flag else _METAVARS.get(label.lower(), label)
+    return params
 
 
 _METAVARS = {
@@ -76,10 +86,11 @@ def _no_type(ctx: Context) -> None:
 
 
 def setup_logging(quiet: bool) -> None:
-    """Library log lines (fpkit.*) go to stderr: INFO and up, or WARNING with --quiet.
+    """Library log lines (fpkit.*) go to stderr: INFO and up, or WARNING with --quiet (and no progress).
 
     On a terminal through rich; elsewhere as plain `LEVEL message` lines, whole, for log files.
     """
+    RichBars.shown = not quiet
     logger = logging.getLogger("fpkit")
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     if not any(h.get_name() == "fpkit-cli" for h in logger.handlers):
@@ -155,8 +166,10 @@ class RichBars:
 
     The bars start with the first phase, so an error found before any work stays one line. What
     a command prints to stdout while they run goes to stdout's file, above the bars when that is
-    the terminal too.
+    the terminal too. With `--quiet` (`shown` False) it draws nothing.
     """
+
+    shown = True
 
     def __init__(self) -> None:
         columns = (
@@ -174,6 +187,8 @@ class RichBars:
         self.total: float | None = None
 
     def start(self, phase: str, total: float | None) -> None:
+        if not self.shown:
+            return
         if self.live:
             if self.task is None:
                 self.progress.start()
@@ -182,6 +197,8 @@ class RichBars:
         self.next_line = total / 10 if total else 0.0
 
     def advance(self, steps: float = 1, note: str = "") -> None:
+        if not self.shown:
+            return
         self.done += steps
         if self.live and self.task is not None:
             self.progress.update(self.task, advance=steps, note=note)
