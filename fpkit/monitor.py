@@ -15,11 +15,13 @@ song). `SpanTracker` turns the alignments into spans:
    unknown audio does not pay for two changes.
 3. A run that stops a few seconds short of its song's last row is carried on to it when the
    segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
-   fade-outs and quiet tails drown in background noise.
+   fade-outs and quiet tails drown in background noise, and stored silence at the song's end
+   is no evidence either way.
 4. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
    clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
 5. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
-   best other song) and threshold, with the span taken as one query.
+   best other song) and threshold, with the span taken as one query (of its segments that the
+   alignment does not give stored silence).
 
 A segment's label is final once `LAG_S` seconds of audio after it have been seen: spans are
 reported as they close, and memory holds that lag, not the recording.
@@ -58,6 +60,9 @@ MIN_HITS = 2  # hits an alignment needs within the window of followed segments t
 # percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
 # span take 4 s of unknown music. Only ends: bridging starts to the song's first row changed no span
 # on those recordings, and on the test recordings it once took 3 s of unknown music as a quiet opening.
+# Stored silence at a song's end (blank rows) is neither evidence for the song nor against it: the
+# bridge measures the distance and the similarity up to the song's last heard row, then carries the
+# span through the silence (under noise it sounds like anything else that is not a stored song).
 BRIDGE_S = 4.0
 BRIDGE_LEVEL = 0.5
 
@@ -158,15 +163,18 @@ def bridge_to_song_ends(
     sims: np.ndarray,
     first_segment: int,
     songs: SongTable,
+    heard_rows: np.ndarray,
     max_segments: int,
     level: float,
 ) -> np.ndarray:
     """`labels` (n,) with each run of an alignment carried on to its song's last row.
 
     A run is extended over the segments between it and the segment its alignment gives the song's
-    last row when they number at most `max_segments`, all have label -1 (no song) and their mean
-    similarity at the run's alignment (`sims` (K, n)) reaches `level`. Labels are those of
-    recording segments `first_segment` onwards, as `best_path` returns them.
+    last row when they all have label -1 (no song) and those up to the song's last heard row
+    (`heard_rows` (K,): the rows of each alignment's song up to its last one that is not stored
+    silence) number at most `max_segments`, with a mean similarity at the run's alignment
+    (`sims` (K, n)) of at least `level`. Labels are those of recording segments `first_segment`
+    onwards, as `best_path` returns them.
     """
     out = labels.copy()
     cuts = np.flatnonzero(np.diff(labels)) + 1
@@ -176,9 +184,10 @@ def bridge_to_song_ends(
             continue
         song, diag = alignments.song[label], alignments.diag[label]
         tail = int(songs.counts[song] - diag - first_segment)  # just past the position of its last row
-        if not 0 < tail - b <= max_segments or tail > len(labels):
+        heard = int(heard_rows[label] - diag - first_segment)  # just past its last heard row
+        if not b < tail <= len(labels) or heard - b > max_segments or np.any(labels[b:tail] != -1):
             continue
-        if np.all(labels[b:tail] == -1) and float(np.mean(sims[label, b:tail])) >= level:
+        if heard <= b or float(np.mean(sims[label, b:heard])) >= level:
             out[b:tail] = label
     return out
 
@@ -231,6 +240,7 @@ class _OpenSpan:
     last_diag: int
     diags: list[np.ndarray] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (3, m) blocks: diag - 1, diag, diag + 1
+    heard: list[np.ndarray] = field(default_factory=list)  # (m,) blocks: the stored row is not silence
     segments: int = 0
     # With a lead weight: the segments' fingerprints (m, d) and index hits (m, k), to score other songs.
     prints: list[np.ndarray] = field(default_factory=list)
@@ -270,6 +280,7 @@ class SpanTracker:
         self._open: _OpenSpan | None = None
         self._covered_s = 0.0  # the recording is reported up to here
         self._duration_s: float | None = None
+        self._heard: dict[int, int] = {}  # song -> `_heard_rows`
 
     def push(self, prints: np.ndarray, hit_rows: np.ndarray, hit_sims: np.ndarray) -> list[Span]:
         self._prints = np.concatenate([self._prints, prints])
@@ -310,11 +321,28 @@ class SpanTracker:
         sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
         labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
         bridge = round(BRIDGE_S / self.audio.hop_s)
-        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, bridge, BRIDGE_LEVEL)[:commit]
+        heard = np.array([self._heard_rows(int(song)) for song in found.song])
+        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, heard, bridge, BRIDGE_LEVEL)[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
         self._origin += commit
         return spans
+
+    def _heard_segments(self, song: int, diag: int, a: int, b: int) -> np.ndarray:
+        """(b - a,) bool: which buffered segments a..b-1 the alignment gives a stored row that is not silence."""
+        local = self._origin + np.arange(a, b) + diag
+        inside = (local >= 0) & (local < self.songs.counts[song])
+        rows = np.asarray(self.vectors[self.songs.first_rows[song] + np.where(inside, local, 0)])
+        return inside & rows.any(axis=1)
+
+    def _heard_rows(self, song: int) -> int:
+        """The rows of `song` up to its last one that is not stored silence (a zero fingerprint)."""
+        if song not in self._heard:
+            first = int(self.songs.first_rows[song])
+            rows = np.asarray(self.vectors[first : first + int(self.songs.counts[song])])
+            heard = np.flatnonzero(rows.any(axis=1))
+            self._heard[song] = int(heard[-1]) + 1 if len(heard) else 0
+        return self._heard[song]
 
     def _commit(self, labels: np.ndarray, found: Alignments, sims: np.ndarray) -> list[Span]:
         spans: list[Span] = []
@@ -335,6 +363,7 @@ class SpanTracker:
             run.last_diag = diag
             run.diags.append(np.full(b - a, diag, dtype=np.int64))
             run.sims.append(self._neighbour_sims(song, diag, int(a), int(b), sims[label, a:b]))
+            run.heard.append(self._heard_segments(song, diag, int(a), int(b)))
             run.segments += int(b - a)
             if self.search.lead_weight > 0:
                 run.prints.append(self._prints[a:b])
@@ -351,7 +380,9 @@ class SpanTracker:
     def _close(self, run: _OpenSpan) -> list[Span]:
         """The span (with the gap before it when gaps are listed), or nothing when the decision rejects it."""
         diags, sims = np.concatenate(run.diags), np.concatenate(run.sims, axis=1)
-        decision = span_decision(sims[1], self._other_best(run), self.audio, self.search)
+        # Stored silence carried over by the bridge is no evidence: the span is scored as the query it heard.
+        heard = np.concatenate(run.heard)
+        decision = span_decision(sims[1][heard], self._other_best(run, heard), self.audio, self.search)
         if not decision.accepted:
             return []
         hop, seg = self.audio.hop_s, self.audio.segment_s
@@ -381,8 +412,8 @@ class SpanTracker:
         self._covered_s = end_s
         return spans
 
-    def _other_best(self, run: _OpenSpan) -> float:
-        """The span's mean similarity at the best alignment in another song, as search scores its candidates.
+    def _other_best(self, run: _OpenSpan, heard: np.ndarray) -> float:
+        """The mean similarity of the span's `heard` segments at the best alignment in another song.
 
         The candidates are the alignments the span's own segments hit (at most `search.max_candidates`,
         most summed similarity first); 0 when they hit no other song. Only needed with a lead weight.
@@ -396,7 +427,8 @@ class SpanTracker:
         if len(found) == 0:
             return 0.0
         prints = np.concatenate(run.prints)
-        return float(alignment_similarities(prints, run.first, found, self.vectors, self.songs).mean(axis=1).max())
+        sims = alignment_similarities(prints, run.first, found, self.vectors, self.songs)  # (K, m)
+        return float(sims[:, heard].mean(axis=1).max())
 
 
 def _subhop(summed: np.ndarray) -> float:
