@@ -17,6 +17,9 @@ song). `SpanTracker` turns the alignments into spans:
    segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
    fade-outs and quiet tails drown in background noise, and stored silence at the song's end
    is no evidence either way.
+   A run's edges move out over the segments beside it that still resemble the song at its
+   alignment more than they resemble the rest of the song (`extend_runs`): quiet openings and
+   tails score under the path's level.
 4. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
    clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
 5. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
@@ -29,7 +32,7 @@ reported as they close, and memory holds that lag, not the recording.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from time import monotonic
 
@@ -65,6 +68,22 @@ MIN_HITS = 2  # hits an alignment needs within the window of followed segments t
 # span through the silence (under noise it sounds like anything else that is not a stored song).
 BRIDGE_S = 4.0
 BRIDGE_LEVEL = 0.5
+# A span's edge moves out over the no-song segments beside it when the best stretch of them, at least
+# EDGE_MIN_S and at most EDGE_MAX_S long, still resembles the song at the span's alignment: each of
+# its segments earns its similarity less the larger of EDGE_LEVEL and EDGE_MARGIN above the segment's
+# typical similarity to the rest of the song (`typical_similarity`). Quiet openings and tails score
+# 0.4-0.7 under noise, under SEGMENT_LEVEL; so do the partly heard segments at any edge, which the
+# minimum length leaves out (one or two of them, then unknown audio at 0.08). The margin leaves out
+# songs that resemble everything (drones, noise-like textures: unknown music scores 0.4-0.7 at any
+# alignment of theirs). Set on training-side recordings (docs/monitor.md): levels 0.45-0.5, margins
+# 0.15-0.2, 1.5 s and 4-16 s gave the same spans; without the margin, a level of 0.5 took three
+# times the unknown time.
+EDGE_LEVEL = 0.5
+EDGE_MARGIN = 0.2
+EDGE_MIN_S = 1.5
+EDGE_MAX_S = 8.0
+TYPICAL_FAR_S = 5.0  # a segment's typical similarity to its song: to the rows this far or further from its own
+TYPICAL_QUANTILE = 0.9
 
 
 @dataclass(frozen=True)
@@ -190,6 +209,58 @@ def bridge_to_song_ends(
         if heard <= b or float(np.mean(sims[label, b:heard])) >= level:
             out[b:tail] = label
     return out
+
+
+def extend_runs(
+    labels: np.ndarray,
+    edge_gains: Callable[[int, np.ndarray], np.ndarray],
+    max_segments: int,
+    min_segments: int,
+) -> np.ndarray:
+    """`labels` (n,) with each run of an alignment extended over no-song segments beside it.
+
+    On each side of a run, over at most `max_segments` segments of label -1 (and not taken by an
+    earlier run's extension), in order away from the run, `edge_gains(label, segments)` gives what
+    each segment earns on the run's label; the run takes the stretch with the largest positive
+    sum, when it is at least `min_segments` long.
+    """
+    out = labels.copy()
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+        label = int(labels[a])
+        if label < 0:
+            continue
+        for step, edge in ((1, int(b)), (-1, int(a) - 1)):
+            free: list[int] = []
+            t = edge
+            while 0 <= t < len(labels) and len(free) < max_segments and labels[t] == -1 and out[t] == -1:
+                free.append(t)
+                t += step
+            if len(free) < min_segments:
+                continue
+            segments = np.array(free)
+            gained = np.cumsum(edge_gains(label, segments))
+            best = min_segments - 1 + int(np.argmax(gained[min_segments - 1 :]))
+            if gained[best] > 0:
+                out[segments[: best + 1]] = label
+    return out
+
+
+def typical_similarity(prints: np.ndarray, song_vectors: np.ndarray, aligned: np.ndarray, far: int) -> np.ndarray:
+    """How much each segment resembles its song away from its alignment: (m,).
+
+    The `TYPICAL_QUANTILE` of the similarities of each segment of `prints` (m, d) to the song's
+    rows `song_vectors` (L, d) that lie at least `far` rows from the row `aligned` (m,) gives it;
+    infinite when the song has no such row.
+    """
+    sims = prints @ song_vectors.T  # (m, L)
+    far_away = np.abs(np.arange(len(song_vectors))[None, :] - aligned[:, None]) >= far
+    return np.array(
+        [
+            np.quantile(row[keep], TYPICAL_QUANTILE) if keep.any() else np.inf
+            for row, keep in zip(sims, far_away, strict=True)
+        ]
+    )
 
 
 def switch_costs(alignments: Alignments) -> np.ndarray:
@@ -322,11 +393,27 @@ class SpanTracker:
         labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
         bridge = round(BRIDGE_S / self.audio.hop_s)
         heard = np.array([self._heard_rows(int(song)) for song in found.song])
-        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, heard, bridge, BRIDGE_LEVEL)[:commit]
+        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, heard, bridge, BRIDGE_LEVEL)
+        edge_min, edge_max = round(EDGE_MIN_S / self.audio.hop_s), round(EDGE_MAX_S / self.audio.hop_s)
+        labels = extend_runs(
+            labels, lambda label, segments: self._edge_gains(prints, found, sims, label, segments), edge_max, edge_min
+        )[:commit]
         spans = self._commit(labels, found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
         self._origin += commit
         return spans
+
+    def _edge_gains(
+        self, prints: np.ndarray, found: Alignments, sims: np.ndarray, label: int, segments: np.ndarray
+    ) -> np.ndarray:
+        """What buffered `segments` (m,) earn on alignment `label` beside its run (`extend_runs`)."""
+        song, diag = int(found.song[label]), int(found.diag[label])
+        first, count = int(self.songs.first_rows[song]), int(self.songs.counts[song])
+        aligned = self._origin + segments + diag  # rows within the song
+        song_vectors = np.asarray(self.vectors[first : first + count], dtype=np.float32)
+        typical = typical_similarity(prints[segments], song_vectors, aligned, round(TYPICAL_FAR_S / self.audio.hop_s))
+        gains = sims[label, segments] - np.maximum(EDGE_LEVEL, typical + EDGE_MARGIN)
+        return np.where((aligned >= 0) & (aligned < count), gains, -np.inf)  # never past the song's ends
 
     def _heard_segments(self, song: int, diag: int, a: int, b: int) -> np.ndarray:
         """(b - a,) bool: which buffered segments a..b-1 the alignment gives a stored row that is not silence."""

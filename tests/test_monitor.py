@@ -30,8 +30,10 @@ from fpkit.monitor import (
     best_path,
     bridge_to_song_ends,
     candidate_alignments,
+    extend_runs,
     span_decision,
     switch_costs,
+    typical_similarity,
 )
 
 AUDIO = AudioConfig()  # 1 s segments every 0.5 s
@@ -266,6 +268,7 @@ def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: i
     assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fpkit.monitor, "BRIDGE_S", 0.0)  # the path alone stops where the fade starts
+        patch.setattr(fpkit.monitor, "EDGE_MAX_S", 0.0)
         assert [s.end_s < 20.5 - 1.5 for s in songs.track(prints, chunk)] == [True]
 
 
@@ -280,6 +283,57 @@ def test_a_song_that_ends_in_silence_is_reported_to_its_end(chunk: int) -> None:
     spans = songs.track(prints, chunk)
     song_end_s = songs.durations[0] - 10.0 + 5.0  # row 20 (10 s into the song) plays at segment 10 (5 s)
     assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
+
+
+def test_extend_runs_takes_the_best_stretch_beside_a_run_when_it_is_long_enough() -> None:
+    labels = np.array([-1] * 10 + [0] * 10 + [-1] * 10 + [1] * 6 + [-1] * 4)
+    earned = np.full((2, 40), -0.3)
+    earned[0, 5:10] = [-0.1, 0.2, -0.05, 0.1, 0.1]  # a quiet opening before run 0: segments 6-9 pay
+    earned[0, 20:30] = [0.4, 0.4] + [-1.0] * 8  # two segments after it: too short a stretch
+    earned[1, 25:30] = 0.5  # run 1 takes five before it
+
+    def gains(label: int, segments: np.ndarray) -> np.ndarray:
+        return earned[label, segments]
+
+    extended = extend_runs(labels, gains, max_segments=8, min_segments=3)
+    assert extended.tolist() == [-1] * 6 + [0] * 14 + [-1] * 5 + [1] * 11 + [-1] * 4
+    # At least 6: the opening does not pay over 6, run 1's stretch does (a weak sixth included).
+    longer = extend_runs(labels, gains, max_segments=8, min_segments=6)
+    assert longer.tolist() == [-1] * 10 + [0] * 10 + [-1] * 4 + [1] * 12 + [-1] * 4
+
+
+def test_typical_similarity_leaves_out_the_rows_near_the_alignment() -> None:
+    song = _unit(np.random.default_rng(1).standard_normal((30, DIM)))
+    prints = song[[5, 20]]
+    typical = typical_similarity(prints, song, np.array([5, 20]), far=3)
+    assert np.all(typical < 0.5)  # the segments' own rows (similarity 1) are not typical of the song
+    assert typical_similarity(prints, song[:4], np.array([1, 2]), far=10).tolist() == [np.inf, np.inf]
+
+
+@pytest.mark.parametrize("chunk", [5, 1000])
+def test_a_quiet_opening_belongs_to_its_span(chunk: int) -> None:
+    songs = Songs([60, 50])
+    played = songs.play(0, 20, 30)
+    quiet = np.arange(6)
+    played[quiet] = _unit(played[quiet] + 1.25 * songs.unknown(len(quiet)))  # similarity about 0.6, under 0.65
+    prints = np.concatenate([songs.unknown(10), played, songs.unknown(10)])
+    assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(10))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fpkit.monitor, "EDGE_MAX_S", 0.0)  # the path alone starts where the song is clear
+        assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(16))]
+
+
+@pytest.mark.parametrize("chunk", [5, 1000])
+def test_audio_that_resembles_all_of_a_song_does_not_extend_its_span(chunk: int) -> None:
+    songs = Songs([60, 50])
+    drone = _unit(songs.rng.standard_normal((1, DIM)))
+    songs.vectors[:60] = _unit(songs.vectors[:60] + 1.2 * drone)  # every row of song 0 shares one sound
+    songs.index.reset()
+    songs.index.add(songs.vectors)
+    # Six segments of that sound in noise: about 0.6 at every row of the song, at the alignment as elsewhere.
+    sound = _unit(drone + 0.9 * songs.unknown(6))
+    prints = np.concatenate([songs.unknown(10), sound, songs.play(0, 26, 24), songs.unknown(10)])
+    assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(16))]
 
 
 def test_best_path_keeps_a_run_through_a_short_dip_and_skips_a_blip() -> None:
