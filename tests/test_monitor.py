@@ -10,7 +10,8 @@ from conftest import TINY
 from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
 from synth import make_song, write_songs
 
-import fpkit.monitor
+import fpkit.monitor.session
+import fpkit.monitor.tracker
 from fpkit.audio import AudioError, segment_starts
 from fpkit.config import AudioConfig, SearchConfig, config_from_dict
 from fpkit.db import Searcher
@@ -267,8 +268,8 @@ def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: i
     song_end_s = songs.durations[0] - 15.0 + 5.0  # row 30 (15 s into the song) plays at segment 10 (5 s)
     assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fpkit.monitor, "BRIDGE_S", 0.0)  # the path alone stops where the fade starts
-        patch.setattr(fpkit.monitor, "EDGE_MAX_S", 0.0)
+        patch.setattr(fpkit.monitor.tracker, "BRIDGE_S", 0.0)  # the path alone stops where the fade starts
+        patch.setattr(fpkit.monitor.tracker, "EDGE_MAX_S", 0.0)
         assert [s.end_s < 20.5 - 1.5 for s in songs.track(prints, chunk)] == [True]
 
 
@@ -319,7 +320,7 @@ def test_a_quiet_opening_belongs_to_its_span(chunk: int) -> None:
     prints = np.concatenate([songs.unknown(10), played, songs.unknown(10)])
     assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(10))]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fpkit.monitor, "EDGE_MAX_S", 0.0)  # the path alone starts where the song is clear
+        patch.setattr(fpkit.monitor.tracker, "EDGE_MAX_S", 0.0)  # the path alone starts where the song is clear
         assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(16))]
 
 
@@ -454,7 +455,7 @@ def test_a_stream_gets_its_spans_while_it_goes_on(
 ) -> None:
     clock = iter(range(10**6))  # a live stream: one second of audio per second
     if live:
-        monkeypatch.setattr(fpkit.monitor, "monotonic", lambda: float(next(clock)))
+        monkeypatch.setattr(fpkit.monitor.session, "monotonic", lambda: float(next(clock)))
     wave = np.concatenate([excerpt(make_song(SONG_S, RATE, 1), 2.0, 12.0), make_song(170.0, RATE, 100)])
     session = monitor.session("stream")
     reported_at = {}

@@ -1,58 +1,22 @@
-"""Monitoring: which stored songs play in a long recording or a live stream, from when to when.
-
-The recording is fingerprinted once, at the database's hop, as its audio arrives (`SongPrints`),
-and every segment is searched in the index. A hit on row r of song s by segment t proposes an
-*alignment*: song s at diagonal k = r - t (segment t of the recording plays row t + k of the
-song). `SpanTracker` turns the alignments into spans:
-
-1. The alignments that collect hits are the candidates (`candidate_alignments`); for each, the
-   similarity of every segment to the stored row it aligns the segment with
-   (`alignment_similarities`).
-2. A best path through "no song" and the candidates (`best_path`): a segment on an alignment
-   earns its similarity minus `SEGMENT_LEVEL`, "no song" earns 0, every change costs
-   `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
-   evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
-   unknown audio does not pay for two changes.
-3. A run that stops a few seconds short of its song's last row is carried on to it when the
-   segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
-   fade-outs and quiet tails drown in background noise, and stored silence at the song's end
-   is no evidence either way.
-   A run's edges move out over the segments beside it that still resemble the song at its
-   alignment more than they resemble the rest of the song (`extend_runs`): quiet openings and
-   tails score under the path's level.
-4. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
-   clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
-5. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
-   best other song) and threshold, with the span taken as one query (of its segments that the
-   alignment does not give stored silence).
-
-A segment's label is final once `LAG_S` seconds of audio after it have been seen: spans are
-reported as they close, and memory holds that lag, not the recording.
-"""
+"""The span logic: segments' fingerprints and index hits in, spans out, as the segments arrive."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from time import monotonic
 
 import numpy as np
 
-from fpkit.audio import AudioError
 from fpkit.config import AudioConfig, SearchConfig
-from fpkit.db.search import Searcher, SongTable, lead_scores
-from fpkit.fingerprint import SongPrints, check_level
+from fpkit.db.search import SongTable, lead_scores
+from fpkit.monitor.alignments import Alignments, alignment_similarities, candidate_alignments, typical_similarity
+from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, switch_costs
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
-STEP_S = 10.0  # a live stream is fingerprinted and searched this often, seconds
-FILE_BLOCK_S = 120.0  # audio fingerprinted and searched at once when it comes faster than live, seconds
 # A segment on an alignment earns (similarity - SEGMENT_LEVEL). At 0.65 a segment clears the level
 # once about half of it is in the song, so span edges fall where the song starts and stops: on songs
 # held out from the shipped model's training, at 10 dB SNR, the edges came out 0.06 s late and 0.00 s
 # late on average (sd 0.3 and 0.2 s); 0.5 put them 0.2 s outside, 0.7 split spans at quiet passages.
 SEGMENT_LEVEL = 0.65
-SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or between two alignments
-JUMP_PENALTY = 4.0  # cost of a jump between two alignments of one song (`switch_costs`)
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
 # A span is carried on to its song's last row over at most BRIDGE_S of segments that the path gave
@@ -83,7 +47,6 @@ EDGE_MARGIN = 0.2
 EDGE_MIN_S = 1.5
 EDGE_MAX_S = 8.0
 TYPICAL_FAR_S = 5.0  # a segment's typical similarity to its song: to the rows this far or further from its own
-TYPICAL_QUANTILE = 0.9
 
 
 @dataclass(frozen=True)
@@ -115,191 +78,6 @@ def span_decision(similarities: np.ndarray, other_best: float, audio: AudioConfi
     duration_s = (len(similarities) - 1) * audio.hop_s + audio.segment_s
     score = float(lead_scores(np.array([np.mean(similarities), other_best]), search.lead_weight)[0])
     return Decision(score, score >= search.threshold_for(duration_s))
-
-
-@dataclass(frozen=True)
-class Alignments:
-    """Candidate alignments: song (K,) and diagonal (K,), stored row = recording segment + diagonal."""
-
-    song: np.ndarray
-    diag: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.song)
-
-    def find(self, song: int, diag: int) -> int:
-        """Position of (song, diag), or -1."""
-        where = np.flatnonzero((self.song == song) & (self.diag == diag))
-        return int(where[0]) if len(where) else -1
-
-
-def candidate_alignments(
-    hit_rows: np.ndarray, hit_sims: np.ndarray, first_segment: int, songs: SongTable, keep: int, min_hits: int
-) -> Alignments:
-    """The alignments proposed by at least `min_hits` hits, at most `keep`, most summed similarity first.
-
-    `hit_rows` (n, k) are the stored rows found for recording segments `first_segment` onwards
-    (-1 for none) and `hit_sims` (n, k) their similarities; hits of similarity <= 0 are ignored.
-    """
-    n = hit_rows.shape[0]
-    found = (hit_rows >= 0) & (hit_sims > 0)
-    segment = first_segment + np.broadcast_to(np.arange(n)[:, None], hit_rows.shape)[found]
-    rows = hit_rows[found]
-    song = songs.song_of(rows)
-    diag = rows - songs.first_rows[song] - segment
-    if len(rows) == 0:
-        return Alignments(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    # One int64 key per (song, diagonal), in that order: np.unique of rows (axis=0) is far slower.
-    low = int(diag.min())
-    width = int(diag.max()) - low + 1
-    keys, which, counts = np.unique(
-        song.astype(np.int64) * width + (diag - low), return_inverse=True, return_counts=True
-    )
-    support = np.bincount(which.ravel(), weights=hit_sims[found], minlength=len(keys))
-    chosen = np.flatnonzero(counts >= min_hits)
-    chosen = chosen[np.argsort(-support[chosen], kind="stable")][:keep]
-    return Alignments(keys[chosen] // width, keys[chosen] % width + low)
-
-
-def alignment_similarities(
-    prints: np.ndarray, first_segment: int, alignments: Alignments, vectors: np.ndarray, songs: SongTable
-) -> np.ndarray:
-    """Similarity (K, n) of each segment of `prints` (n, d) to the stored row each alignment gives it.
-
-    0 where that row lies outside the song. `vectors` (rows, d) are the stored fingerprints.
-    """
-    n = prints.shape[0]
-    local = alignments.diag[:, None] + first_segment + np.arange(n)[None, :]  # (K, n) row within the song
-    inside = (local >= 0) & (local < songs.counts[alignments.song][:, None])
-    rows = np.where(inside, songs.first_rows[alignments.song][:, None] + local, 0)
-    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, vectors.shape[1])  # (K, n, d)
-    return np.where(inside, np.einsum("knd,nd->kn", stored, prints), 0.0)
-
-
-def bridge_to_song_ends(
-    labels: np.ndarray,
-    alignments: Alignments,
-    sims: np.ndarray,
-    first_segment: int,
-    songs: SongTable,
-    heard_rows: np.ndarray,
-    max_segments: int,
-    level: float,
-) -> np.ndarray:
-    """`labels` (n,) with each run of an alignment carried on to its song's last row.
-
-    A run is extended over the segments between it and the segment its alignment gives the song's
-    last row when they all have label -1 (no song) and those up to the song's last heard row
-    (`heard_rows` (K,): the rows of each alignment's song up to its last one that is not stored
-    silence) number at most `max_segments`, with a mean similarity at the run's alignment
-    (`sims` (K, n)) of at least `level`. Labels are those of recording segments `first_segment`
-    onwards, as `best_path` returns them.
-    """
-    out = labels.copy()
-    cuts = np.flatnonzero(np.diff(labels)) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
-        label = int(labels[a])
-        if label < 0:
-            continue
-        song, diag = alignments.song[label], alignments.diag[label]
-        tail = int(songs.counts[song] - diag - first_segment)  # just past the position of its last row
-        heard = int(heard_rows[label] - diag - first_segment)  # just past its last heard row
-        if not b < tail <= len(labels) or heard - b > max_segments or np.any(labels[b:tail] != -1):
-            continue
-        if heard <= b or float(np.mean(sims[label, b:heard])) >= level:
-            out[b:tail] = label
-    return out
-
-
-def extend_runs(
-    labels: np.ndarray,
-    edge_gains: Callable[[int, np.ndarray], np.ndarray],
-    max_segments: int,
-    min_segments: int,
-) -> np.ndarray:
-    """`labels` (n,) with each run of an alignment extended over no-song segments beside it.
-
-    On each side of a run, over at most `max_segments` segments of label -1 (and not taken by an
-    earlier run's extension), in order away from the run, `edge_gains(label, segments)` gives what
-    each segment earns on the run's label; the run takes the stretch with the largest positive
-    sum, when it is at least `min_segments` long.
-    """
-    out = labels.copy()
-    cuts = np.flatnonzero(np.diff(labels)) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
-        label = int(labels[a])
-        if label < 0:
-            continue
-        for step, edge in ((1, int(b)), (-1, int(a) - 1)):
-            free: list[int] = []
-            t = edge
-            while 0 <= t < len(labels) and len(free) < max_segments and labels[t] == -1 and out[t] == -1:
-                free.append(t)
-                t += step
-            if len(free) < min_segments:
-                continue
-            segments = np.array(free)
-            gained = np.cumsum(edge_gains(label, segments))
-            best = min_segments - 1 + int(np.argmax(gained[min_segments - 1 :]))
-            if gained[best] > 0:
-                out[segments[: best + 1]] = label
-    return out
-
-
-def typical_similarity(prints: np.ndarray, song_vectors: np.ndarray, aligned: np.ndarray, far: int) -> np.ndarray:
-    """How much each segment resembles its song away from its alignment: (m,).
-
-    The `TYPICAL_QUANTILE` of the similarities of each segment of `prints` (m, d) to the song's
-    rows `song_vectors` (L, d) that lie at least `far` rows from the row `aligned` (m,) gives it;
-    infinite when the song has no such row.
-    """
-    sims = prints @ song_vectors.T  # (m, L)
-    far_away = np.abs(np.arange(len(song_vectors))[None, :] - aligned[:, None]) >= far
-    return np.array(
-        [
-            np.quantile(row[keep], TYPICAL_QUANTILE) if keep.any() else np.inf
-            for row, keep in zip(sims, far_away, strict=True)
-        ]
-    )
-
-
-def switch_costs(alignments: Alignments) -> np.ndarray:
-    """Cost (K + 1, K + 1) of changing from label i to label j; label 0 is no song, 1 + a alignment a.
-
-    A jump within one song (a diagonal further than one hop away) costs `JUMP_PENALTY`: songs
-    repeat themselves, and a repeat that happens to lie closer to the recording's hop grid would
-    otherwise win the middle of an excerpt from the alignment that plays through it.
-    """
-    song = np.r_[-1, alignments.song]
-    diag = np.r_[0, alignments.diag]
-    costs = np.full((len(song), len(song)), SWITCH_PENALTY)
-    jump = (song[:, None] == song[None, :]) & (np.abs(diag[:, None] - diag[None, :]) > 1)
-    costs[jump & (song[:, None] >= 0)] = JUMP_PENALTY
-    np.fill_diagonal(costs, 0.0)
-    return costs
-
-
-def best_path(gains: np.ndarray, costs: np.ndarray, initial: int = -1) -> np.ndarray:
-    """The labels (n,) in -1 (no song) .. K-1 that maximise the summed gains less the switch costs.
-
-    `gains` (K, n) is what each segment earns on each alignment; no song earns 0. `costs`
-    (K + 1, K + 1) is what a change from label i - 1 to label j - 1 costs (`switch_costs`). The
-    path starts from label `initial`.
-    """
-    k, n = gains.shape
-    earned = np.vstack([np.zeros((1, n)), gains])  # (K + 1, n): row 0 is no song
-    score = -costs[initial + 1].copy()
-    came_from = np.empty((n, k + 1), dtype=np.int64)
-    for t in range(n):
-        arrive = score[:, None] - costs  # (from, to)
-        came_from[t] = np.argmax(arrive, axis=0)
-        score = arrive[came_from[t], np.arange(k + 1)] + earned[:, t]
-    path = np.empty(n, dtype=np.int64)
-    state = int(np.argmax(score))
-    for t in range(n - 1, -1, -1):
-        path[t] = state
-        state = int(came_from[t, state])
-    return path - 1
 
 
 @dataclass
@@ -528,101 +306,3 @@ def _subhop(summed: np.ndarray) -> float:
     if curvature >= 0:  # no peak in the middle: the diagonal itself is the best guess
         return 0.0
     return float(np.clip(0.5 * (before - after) / curvature, -0.5, 0.5))
-
-
-class Monitor:
-    """Monitors recordings against one database, through a loaded `Searcher` (its index, model, config)."""
-
-    def __init__(self, searcher: Searcher, gaps: bool = False) -> None:
-        self.searcher = searcher
-        self.gaps = gaps
-        self.paths = searcher.paths
-        self.song_durations_s = np.array([record.duration_s for record in searcher.db.songs], dtype=np.float64)
-
-    def session(self, name: str) -> MonitorSession:
-        return MonitorSession(self, name)
-
-    def run(self, blocks: Iterable[np.ndarray], name: str) -> Iterator[Span]:
-        """Spans of a recording given as mono float32 blocks at the model rate, in time order, as they close.
-
-        Raises `AudioError` naming `name` when the blocks do (after the spans found before the
-        failure) and for a recording shorter than one segment or silent.
-        """
-        session = self.session(name)
-        try:
-            for block in blocks:
-                yield from session.feed(block)
-        except AudioError:
-            yield from session.close()
-            raise
-        yield from session.finish()
-
-
-class MonitorSession:
-    """One recording being monitored: `feed` it blocks, then `finish` (or `close` after a failure)."""
-
-    def __init__(self, monitor: Monitor, name: str) -> None:
-        searcher = monitor.searcher
-        self.name = name
-        self.audio = searcher.model.config.audio
-        self.index = searcher.index
-        self.segment_k = searcher.config.segment_k
-        # Fingerprints as soon as their windows are complete, kept no longer than the tracker needs them.
-        batch_size = searcher.model.config.index.batch_size
-        self.prints = SongPrints(searcher.model.model, self.audio, batch_size, chunk=1, keep=False)
-        self.tracker = SpanTracker(
-            searcher.vectors, searcher.songs, monitor.song_durations_s, self.audio, searcher.config, monitor.gaps
-        )
-        self._pending: list[np.ndarray] = []
-        self._pending_samples = 0
-        self._last_run = monotonic()
-        self._closed = False
-
-    @property
-    def seconds(self) -> float:
-        """Audio received so far, seconds."""
-        return (self.prints.samples + self._pending_samples) / self.audio.sample_rate
-
-    def feed(self, block: np.ndarray) -> list[Span]:
-        """Mono float32 samples (n,) at the model rate; returns the spans that closed."""
-        self._pending.append(block)
-        self._pending_samples += len(block)
-        pending_s = self._pending_samples / self.audio.sample_rate
-        # A live stream is worked on every STEP_S; audio that comes faster (a file piped in)
-        # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster.
-        waited_s = monotonic() - self._last_run  # since the last batch was done
-        if pending_s < STEP_S or (pending_s < FILE_BLOCK_S and waited_s < STEP_S):
-            return []
-        spans = self._track(self.prints.feed(self._take()))
-        self._last_run = monotonic()
-        return spans
-
-    def finish(self) -> list[Span]:
-        """The last spans; raises `AudioError` for a recording shorter than one segment or silent."""
-        seconds = self.seconds
-        if self.prints.samples + self._pending_samples < self.audio.segment_samples:
-            self._closed = True
-            raise AudioError(f"{self.name}: too short ({seconds:.2f} s, needs {self.audio.segment_s:g} s)")
-        spans = self.close()
-        check_level(self.prints.samples, self.prints.peak, self.name, self.audio)  # silent: peak to peak, as index
-        return spans
-
-    def close(self) -> list[Span]:
-        """The spans of the audio received so far, without checking it (after a failure or an interrupt)."""
-        if self._closed:
-            return []
-        self._closed = True
-        spans = self._track(self.prints.feed(self._take()))
-        spans += self._track(self.prints.flush(1.0))  # whole segments only, as a query's
-        return spans + self.tracker.finish(self.prints.samples / self.audio.sample_rate)
-
-    def _take(self) -> np.ndarray:
-        wave = np.concatenate(self._pending) if self._pending else np.zeros(0, dtype=np.float32)
-        self._pending, self._pending_samples = [], 0
-        return wave
-
-    def _track(self, prints: np.ndarray) -> list[Span]:
-        if len(prints) == 0:
-            return []
-        hit_sims, hit_rows = self.index.search(prints, self.segment_k)  # (n, k) each
-        return self.tracker.push(prints, hit_rows, hit_sims)

@@ -1,0 +1,114 @@
+"""Monitoring recordings and streams: audio blocks in, spans out, as they close."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from time import monotonic
+
+import numpy as np
+
+from fpkit.audio import AudioError
+from fpkit.db.search import Searcher
+from fpkit.fingerprint import SongPrints, check_level
+from fpkit.monitor.tracker import Span, SpanTracker
+
+STEP_S = 10.0  # a live stream is fingerprinted and searched this often, seconds
+FILE_BLOCK_S = 120.0  # audio fingerprinted and searched at once when it comes faster than live, seconds
+
+
+class Monitor:
+    """Monitors recordings against one database, through a loaded `Searcher` (its index, model, config)."""
+
+    def __init__(self, searcher: Searcher, gaps: bool = False) -> None:
+        self.searcher = searcher
+        self.gaps = gaps
+        self.paths = searcher.paths
+        self.song_durations_s = np.array([record.duration_s for record in searcher.db.songs], dtype=np.float64)
+
+    def session(self, name: str) -> MonitorSession:
+        return MonitorSession(self, name)
+
+    def run(self, blocks: Iterable[np.ndarray], name: str) -> Iterator[Span]:
+        """Spans of a recording given as mono float32 blocks at the model rate, in time order, as they close.
+
+        Raises `AudioError` naming `name` when the blocks do (after the spans found before the
+        failure) and for a recording shorter than one segment or silent.
+        """
+        session = self.session(name)
+        try:
+            for block in blocks:
+                yield from session.feed(block)
+        except AudioError:
+            yield from session.close()
+            raise
+        yield from session.finish()
+
+
+class MonitorSession:
+    """One recording being monitored: `feed` it blocks, then `finish` (or `close` after a failure)."""
+
+    def __init__(self, monitor: Monitor, name: str) -> None:
+        searcher = monitor.searcher
+        self.name = name
+        self.audio = searcher.model.config.audio
+        self.index = searcher.index
+        self.segment_k = searcher.config.segment_k
+        # Fingerprints as soon as their windows are complete, kept no longer than the tracker needs them.
+        batch_size = searcher.model.config.index.batch_size
+        self.prints = SongPrints(searcher.model.model, self.audio, batch_size, chunk=1, keep=False)
+        self.tracker = SpanTracker(
+            searcher.vectors, searcher.songs, monitor.song_durations_s, self.audio, searcher.config, monitor.gaps
+        )
+        self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
+        self._last_run = monotonic()
+        self._closed = False
+
+    @property
+    def seconds(self) -> float:
+        """Audio received so far, seconds."""
+        return (self.prints.samples + self._pending_samples) / self.audio.sample_rate
+
+    def feed(self, block: np.ndarray) -> list[Span]:
+        """Mono float32 samples (n,) at the model rate; returns the spans that closed."""
+        self._pending.append(block)
+        self._pending_samples += len(block)
+        pending_s = self._pending_samples / self.audio.sample_rate
+        # A live stream is worked on every STEP_S; audio that comes faster (a file piped in)
+        # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster.
+        waited_s = monotonic() - self._last_run  # since the last batch was done
+        if pending_s < STEP_S or (pending_s < FILE_BLOCK_S and waited_s < STEP_S):
+            return []
+        spans = self._track(self.prints.feed(self._take()))
+        self._last_run = monotonic()
+        return spans
+
+    def finish(self) -> list[Span]:
+        """The last spans; raises `AudioError` for a recording shorter than one segment or silent."""
+        seconds = self.seconds
+        if self.prints.samples + self._pending_samples < self.audio.segment_samples:
+            self._closed = True
+            raise AudioError(f"{self.name}: too short ({seconds:.2f} s, needs {self.audio.segment_s:g} s)")
+        spans = self.close()
+        check_level(self.prints.samples, self.prints.peak, self.name, self.audio)  # silent: peak to peak, as index
+        return spans
+
+    def close(self) -> list[Span]:
+        """The spans of the audio received so far, without checking it (after a failure or an interrupt)."""
+        if self._closed:
+            return []
+        self._closed = True
+        spans = self._track(self.prints.feed(self._take()))
+        spans += self._track(self.prints.flush(1.0))  # whole segments only, as a query's
+        return spans + self.tracker.finish(self.prints.samples / self.audio.sample_rate)
+
+    def _take(self) -> np.ndarray:
+        wave = np.concatenate(self._pending) if self._pending else np.zeros(0, dtype=np.float32)
+        self._pending, self._pending_samples = [], 0
+        return wave
+
+    def _track(self, prints: np.ndarray) -> list[Span]:
+        if len(prints) == 0:
+            return []
+        hit_sims, hit_rows = self.index.search(prints, self.segment_k)  # (n, k) each
+        return self.tracker.push(prints, hit_rows, hit_sims)
