@@ -56,14 +56,14 @@ def candidate_alignments(
 
 
 def alignment_similarities(
-    prints: np.ndarray, first_segment: int, alignments: Alignments, vectors: np.ndarray, songs: SongTable
+    prints: np.ndarray, segments: np.ndarray, alignments: Alignments, vectors: np.ndarray, songs: SongTable
 ) -> np.ndarray:
     """Similarity (K, n) of each segment of `prints` (n, d) to the stored row each alignment gives it.
 
-    0 where that row lies outside the song. `vectors` (rows, d) are the stored fingerprints.
+    `segments` (n,) are the recording segments the prints belong to; 0 where the row lies outside
+    the song. `vectors` (rows, d) are the stored fingerprints.
     """
-    n = prints.shape[0]
-    local = alignments.diag[:, None] + first_segment + np.arange(n)[None, :]  # (K, n) row within the song
+    local = alignments.diag[:, None] + segments[None, :]  # (K, n) row within the song
     inside = (local >= 0) & (local < songs.counts[alignments.song][:, None])
     rows = np.where(inside, songs.first_rows[alignments.song][:, None] + local, 0)
     stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, vectors.shape[1])  # (K, n, d)

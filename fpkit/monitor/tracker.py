@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,7 @@ EDGE_MARGIN = 0.2
 EDGE_MIN_S = 1.5
 EDGE_MAX_S = 8.0
 TYPICAL_FAR_S = 5.0  # a segment's typical similarity to its song: to the rows this far or further from its own
+REFINE_ROUNDS = 3  # times a window is decided again with the segments fetched next to its label changes
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,14 @@ def span_decision(similarities: np.ndarray, other_best: float, audio: AudioConfi
 
 @dataclass
 class _OpenSpan:
-    """A span still growing: per segment its diagonal and the similarities at diagonal, -1 and +1."""
+    """A span still growing: per segment its diagonal, similarities at diagonal, -1 and +1, and whether they count."""
 
     song: int
     first: int  # first segment
     last_diag: int
     diags: list[np.ndarray] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (3, m) blocks: diag - 1, diag, diag + 1
-    heard: list[np.ndarray] = field(default_factory=list)  # (m,) blocks: the stored row is not silence
+    counted: list[np.ndarray] = field(default_factory=list)  # (m,) blocks: fingerprinted, stored row not silence
     segments: int = 0
     # With a lead weight: the segments' fingerprints (m, d) and index hits (m, k), to score other songs.
     prints: list[np.ndarray] = field(default_factory=list)
@@ -102,6 +104,11 @@ class SpanTracker:
 
     `push` the fingerprints (n, d) of consecutive segments with their hits (n, k); a span comes
     back once `lag` to 2 `lag` segments after its end have been seen. `finish` closes the rest.
+
+    Not every segment needs to be fingerprinted and searched: the ones pushed as not `scanned`
+    take the mean of their neighbours' similarities while the labels are decided, and those next
+    to a change of label are fingerprinted on request (`fetch`: recording segments (m,) -> their
+    fingerprints (m, d)) and the labels decided again, so that the edges keep the hop's precision.
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class SpanTracker:
         search: SearchConfig,
         gaps: bool = False,
         lag: int | None = None,
+        fetch: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.vectors = vectors
         self.songs = songs
@@ -121,20 +129,34 @@ class SpanTracker:
         self.search = search
         self.gaps = gaps
         self.lag = max(1, lag if lag is not None else round(LAG_S / audio.hop_s))
+        self.fetch = fetch
         dim = vectors.shape[1]
         self._prints = np.zeros((0, dim), dtype=np.float32)
         self._rows = np.zeros((0, search.segment_k), dtype=np.int64)
         self._sims = np.zeros((0, search.segment_k), dtype=np.float32)
+        self._scanned = np.zeros(0, dtype=bool)  # which buffered segments have fingerprints and hits
         self._origin = 0  # recording segment of the first buffered row
         self._open: _OpenSpan | None = None
         self._covered_s = 0.0  # the recording is reported up to here
         self._duration_s: float | None = None
         self._heard: dict[int, int] = {}  # song -> `_heard_rows`
 
-    def push(self, prints: np.ndarray, hit_rows: np.ndarray, hit_sims: np.ndarray) -> list[Span]:
-        self._prints = np.concatenate([self._prints, prints])
-        self._rows = np.concatenate([self._rows, hit_rows])
+    @property
+    def decided(self) -> int:
+        """Segments whose labels are final: the first one still buffered."""
+        return self._origin
+
+    def push(
+        self, prints: np.ndarray, hit_rows: np.ndarray, hit_sims: np.ndarray, scanned: np.ndarray | None = None
+    ) -> list[Span]:
+        """Segments that follow the ones pushed before; `scanned` (n,) says which have fingerprints and hits (all)."""
+        scanned = np.ones(len(prints), dtype=bool) if scanned is None else scanned
+        if not scanned.all() and self.fetch is None:
+            raise ValueError("segments that were not scanned need a fetch to fingerprint them")
+        self._prints = np.concatenate([self._prints, np.where(scanned[:, None], prints, 0.0).astype(np.float32)])
+        self._rows = np.concatenate([self._rows, np.where(scanned[:, None], hit_rows, -1)])
         self._sims = np.concatenate([self._sims, hit_sims])
+        self._scanned = np.concatenate([self._scanned, scanned])
         spans: list[Span] = []
         # A lag's worth at a time, each decided on the lag after it: the same labels however the
         # segments arrive, and few candidates to follow at once.
@@ -158,38 +180,64 @@ class SpanTracker:
         """Label the first `seen` buffered segments, make the first `commit` of them final and drop those."""
         if commit <= 0:
             return []
-        songs = self.songs
-        rows, hit_sims, prints = self._rows[:seen], self._sims[:seen], self._prints[:seen]
-        found = candidate_alignments(rows, hit_sims, self._origin, songs, MAX_CANDIDATES, MIN_HITS)
+        found = candidate_alignments(
+            self._rows[:seen], self._sims[:seen], self._origin, self.songs, MAX_CANDIDATES, MIN_HITS
+        )
         initial = -1
         if self._open is not None:
             initial = found.find(self._open.song, self._open.last_diag)
             if initial < 0:  # the open span's alignment stays a candidate while it lasts
                 found = Alignments(np.append(found.song, self._open.song), np.append(found.diag, self._open.last_diag))
                 initial = len(found) - 1
-        sims = alignment_similarities(prints, self._origin, found, self.vectors, songs)  # (K, seen)
-        labels = best_path(sims - SEGMENT_LEVEL, switch_costs(found), initial)
-        bridge = round(BRIDGE_S / self.audio.hop_s)
-        heard = np.array([self._heard_rows(int(song)) for song in found.song])
-        labels = bridge_to_song_ends(labels, found, sims, self._origin, songs, heard, bridge, BRIDGE_LEVEL)
-        edge_min, edge_max = round(EDGE_MIN_S / self.audio.hop_s), round(EDGE_MAX_S / self.audio.hop_s)
-        labels = extend_runs(
-            labels, lambda label, segments: self._edge_gains(prints, found, sims, label, segments), edge_max, edge_min
-        )[:commit]
-        spans = self._commit(labels, found, sims)
+        segments = self._origin + np.arange(seen)
+        sims = alignment_similarities(self._prints[:seen], segments, found, self.vectors, self.songs)  # (K, seen)
+        for refined in range(REFINE_ROUNDS + 1):
+            path, labels = self._labels(found, sims, initial, seen)
+            # Fingerprinted as well: the segments next to a change of label, and those the bridge or an
+            # edge gave a run on weaker evidence than the path's.
+            changes = np.flatnonzero(np.diff(labels))  # between segment t and t + 1
+            weak = labels != path
+            weak[changes] = weak[changes + 1] = True
+            wanted = np.flatnonzero(weak & ~self._scanned[:seen])
+            if len(wanted) == 0 or refined == REFINE_ROUNDS or self.fetch is None:
+                break
+            self._prints[wanted] = self.fetch(self._origin + wanted)
+            self._scanned[wanted] = True
+            sims[:, wanted] = alignment_similarities(
+                self._prints[wanted], segments[wanted], found, self.vectors, self.songs
+            )
+        spans = self._commit(labels[:commit], found, sims)
         self._prints, self._rows, self._sims = self._prints[commit:], self._rows[commit:], self._sims[commit:]
+        self._scanned = self._scanned[commit:]
         self._origin += commit
         return spans
 
-    def _edge_gains(
-        self, prints: np.ndarray, found: Alignments, sims: np.ndarray, label: int, segments: np.ndarray
-    ) -> np.ndarray:
-        """What buffered `segments` (m,) earn on alignment `label` beside its run (`extend_runs`)."""
+    def _labels(self, found: Alignments, sims: np.ndarray, initial: int, seen: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best path's labels (seen,) of the first `seen` buffered segments, and with the bridge and edges."""
+        scanned = self._scanned[:seen]
+        filled = _between_scanned(sims, scanned)
+        path = best_path(filled - SEGMENT_LEVEL, switch_costs(found), initial)
+        bridge = round(BRIDGE_S / self.audio.hop_s)
+        heard = np.array([self._heard_rows(int(song)) for song in found.song])
+        labels = bridge_to_song_ends(path, found, filled, self._origin, self.songs, heard, bridge, BRIDGE_LEVEL)
+        edge_min, edge_max = round(EDGE_MIN_S / self.audio.hop_s), round(EDGE_MAX_S / self.audio.hop_s)
+
+        def edge_gains(label: int, segments: np.ndarray) -> np.ndarray:
+            gains = np.zeros(len(segments))
+            known = scanned[segments]
+            gains[known] = self._edge_gains(found, sims, label, segments[known])
+            return _between_scanned(gains[None, :], known)[0]
+
+        return path, extend_runs(labels, edge_gains, edge_max, edge_min)
+
+    def _edge_gains(self, found: Alignments, sims: np.ndarray, label: int, segments: np.ndarray) -> np.ndarray:
+        """What scanned buffered `segments` (m,) earn on alignment `label` beside its run (`extend_runs`)."""
         song, diag = int(found.song[label]), int(found.diag[label])
         first, count = int(self.songs.first_rows[song]), int(self.songs.counts[song])
         aligned = self._origin + segments + diag  # rows within the song
         song_vectors = np.asarray(self.vectors[first : first + count], dtype=np.float32)
-        typical = typical_similarity(prints[segments], song_vectors, aligned, round(TYPICAL_FAR_S / self.audio.hop_s))
+        far = round(TYPICAL_FAR_S / self.audio.hop_s)
+        typical = typical_similarity(self._prints[segments], song_vectors, aligned, far)
         gains = sims[label, segments] - np.maximum(EDGE_LEVEL, typical + EDGE_MARGIN)
         return np.where((aligned >= 0) & (aligned < count), gains, -np.inf)  # never past the song's ends
 
@@ -228,7 +276,7 @@ class SpanTracker:
             run.last_diag = diag
             run.diags.append(np.full(b - a, diag, dtype=np.int64))
             run.sims.append(self._neighbour_sims(song, diag, int(a), int(b), sims[label, a:b]))
-            run.heard.append(self._heard_segments(song, diag, int(a), int(b)))
+            run.counted.append(self._scanned[a:b] & self._heard_segments(song, diag, int(a), int(b)))
             run.segments += int(b - a)
             if self.search.lead_weight > 0:
                 run.prints.append(self._prints[a:b])
@@ -239,15 +287,17 @@ class SpanTracker:
     def _neighbour_sims(self, song: int, diag: int, a: int, b: int, at_diag: np.ndarray) -> np.ndarray:
         """(3, b - a): the similarities of buffered segments a..b-1 at diagonals diag - 1, diag, diag + 1."""
         side = Alignments(np.array([song, song]), np.array([diag - 1, diag + 1]))
-        minus, plus = alignment_similarities(self._prints[a:b], self._origin + a, side, self.vectors, self.songs)
+        segments = self._origin + np.arange(a, b)
+        minus, plus = alignment_similarities(self._prints[a:b], segments, side, self.vectors, self.songs)
         return np.stack([minus, at_diag, plus])
 
     def _close(self, run: _OpenSpan) -> list[Span]:
         """The span (with the gap before it when gaps are listed), or nothing when the decision rejects it."""
         diags, sims = np.concatenate(run.diags), np.concatenate(run.sims, axis=1)
-        # Stored silence carried over by the bridge is no evidence: the span is scored as the query it heard.
-        heard = np.concatenate(run.heard)
-        decision = span_decision(sims[1][heard], self._other_best(run, heard), self.audio, self.search)
+        # Stored silence carried over by the bridge is no evidence, nor is a segment never fingerprinted:
+        # the span is scored as the query it heard.
+        counted = np.concatenate(run.counted)
+        decision = span_decision(sims[1][counted], self._other_best(run, counted), self.audio, self.search)
         if not decision.accepted:
             return []
         hop, seg = self.audio.hop_s, self.audio.segment_s
@@ -259,7 +309,7 @@ class SpanTracker:
             end_s = self._duration_s
         values, counts = np.unique(diags, return_counts=True)
         diag = int(values[np.argmax(counts)])
-        offset_s = start_s + (diag + _subhop(sims[:, diags == diag].sum(axis=1))) * hop
+        offset_s = start_s + (diag + _subhop(sims[:, (diags == diag) & counted].sum(axis=1))) * hop
         # Nothing plays before the song starts, and a span holding the song's first (last) segment
         # starts (ends) with the song, not a quarter of a segment inside it; spans never overlap.
         if offset_s < 0 or run.first + diag <= 0:
@@ -277,8 +327,8 @@ class SpanTracker:
         self._covered_s = end_s
         return spans
 
-    def _other_best(self, run: _OpenSpan, heard: np.ndarray) -> float:
-        """The mean similarity of the span's `heard` segments at the best alignment in another song.
+    def _other_best(self, run: _OpenSpan, counted: np.ndarray) -> float:
+        """The mean similarity of the span's `counted` segments at the best alignment in another song.
 
         The candidates are the alignments the span's own segments hit (at most `search.max_candidates`,
         most summed similarity first); 0 when they hit no other song. Only needed with a lead weight.
@@ -292,8 +342,21 @@ class SpanTracker:
         if len(found) == 0:
             return 0.0
         prints = np.concatenate(run.prints)
-        sims = alignment_similarities(prints, run.first, found, self.vectors, self.songs)  # (K, m)
-        return float(sims[:, heard].mean(axis=1).max())
+        segments = run.first + np.arange(len(prints))
+        sims = alignment_similarities(prints, segments, found, self.vectors, self.songs)  # (K, m)
+        return float(sims[:, counted].mean(axis=1).max())
+
+
+def _between_scanned(values: np.ndarray, scanned: np.ndarray) -> np.ndarray:
+    """`values` (K, n) with each column not `scanned` (n,) the mean of the nearest scanned columns on either side."""
+    if scanned.all() or not scanned.any():
+        return values
+    positions = np.arange(len(scanned))
+    before = np.maximum.accumulate(np.where(scanned, positions, -1))
+    after = np.minimum.accumulate(np.where(scanned, positions, len(scanned))[::-1])[::-1]
+    before = np.where(before < 0, after, before)  # at the ends, the one neighbour there is
+    after = np.where(after >= len(scanned), before, after)
+    return (values[:, before] + values[:, after]) / 2
 
 
 def _subhop(summed: np.ndarray) -> float:
