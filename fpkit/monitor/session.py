@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from time import monotonic
 
 import numpy as np
@@ -10,7 +12,7 @@ import numpy as np
 from fpkit.audio import AudioError
 from fpkit.db.search import Searcher
 from fpkit.fingerprint import check_level
-from fpkit.monitor.scan import RecordingPrints
+from fpkit.monitor.scan import RecordingPrints, Scan
 from fpkit.monitor.tracker import Span, SpanTracker
 
 STEP_S = 10.0  # a live stream is fingerprinted and searched this often, seconds
@@ -73,6 +75,9 @@ class MonitorSession:
             fetch=self.prints.prints_of,
         )
         self._pushed = 0  # segments handed to the tracker
+        # The network fingerprints the next batch on this thread while the index and the tracker work on the last.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="fpkit-monitor")
+        self._scans: deque[tuple[Future[np.ndarray], int]] = deque()  # in flight: prints, segments complete then
         self._pending: list[np.ndarray] = []
         self._pending_samples = 0
         self._last_run = monotonic()
@@ -89,11 +94,13 @@ class MonitorSession:
         self._pending_samples += len(block)
         pending_s = self._pending_samples / self.audio.sample_rate
         # A live stream is worked on every STEP_S; audio that comes faster (a file piped in)
-        # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster.
+        # waits for batches of FILE_BLOCK_S, which the model and the index handle far faster, and
+        # is fingerprinted a batch ahead of the tracking.
         waited_s = monotonic() - self._last_run  # since the last batch was done
         if pending_s < STEP_S or (pending_s < FILE_BLOCK_S and waited_s < STEP_S):
             return []
-        spans = self._track(self.prints.feed(self._take()))
+        self._submit(self.prints.feed(self._take()))
+        spans = self._drain(in_flight=0 if pending_s < FILE_BLOCK_S else 1)
         self._last_run = monotonic()
         return spans
 
@@ -102,6 +109,7 @@ class MonitorSession:
         seconds = self.seconds
         if self.prints.samples + self._pending_samples < self.audio.segment_samples:
             self._closed = True
+            self._worker.shutdown()
             raise AudioError(f"{self.name}: too short ({seconds:.2f} s, needs {self.audio.segment_s:g} s)")
         spans = self.close()
         check_level(self.prints.samples, self.prints.peak, self.name, self.audio)  # silent: peak to peak, as index
@@ -112,8 +120,10 @@ class MonitorSession:
         if self._closed:
             return []
         self._closed = True
-        spans = self._track(self.prints.feed(self._take()))
-        spans += self._track(self.prints.flush(), self.prints.segments)
+        self._submit(self.prints.feed(self._take()))
+        self._submit(self.prints.flush(), self.prints.segments)
+        spans = self._drain(in_flight=0)
+        self._worker.shutdown()
         return spans + self.tracker.finish(self.prints.samples / self.audio.sample_rate)
 
     def _take(self) -> np.ndarray:
@@ -121,9 +131,21 @@ class MonitorSession:
         self._pending, self._pending_samples = [], 0
         return wave
 
-    def _track(self, prints: np.ndarray, upto: int | None = None) -> list[Span]:
-        """Hand the tracker the segments up to the last scan segment (or `upto`), with `prints` of the new scan ones."""
+    def _submit(self, scan: Scan, upto: int | None = None) -> None:
+        """Fingerprint `scan` on the worker; the tracker gets the segments up to its last one (or `upto`) after it."""
         upto = (self.prints.scanned - 1) * self.stride + 1 if upto is None else upto
+        self._scans.append((self._worker.submit(scan.prints), upto))
+
+    def _drain(self, in_flight: int) -> list[Span]:
+        """Track the scans fingerprinted, in order, until `in_flight` are left."""
+        spans: list[Span] = []
+        while len(self._scans) > in_flight:
+            prints, upto = self._scans.popleft()
+            spans += self._track(prints.result(), upto)
+        return spans
+
+    def _track(self, prints: np.ndarray, upto: int) -> list[Span]:
+        """Hand the tracker the segments up to `upto`, with `prints` (m, d) of the scan segments among the new ones."""
         if upto <= self._pushed:
             return []
         segments = np.arange(self._pushed, upto)
