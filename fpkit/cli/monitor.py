@@ -61,6 +61,7 @@ def monitor(
     Spans are printed in time order as they close (about 20 s after their end). Exit code 0
     when every recording was processed, 3 when some could not be read.
     """
+    _one_thread_per_job()
     from fpkit.db import Database, DatabaseError, Searcher
     from fpkit.monitor import Monitor
 
@@ -124,6 +125,23 @@ def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate:
                 code=INTERRUPTED,
             )
     return True
+
+
+def _one_thread_per_job() -> None:
+    """The network, the index and decoding get a thread each, unless OMP_NUM_THREADS says otherwise.
+
+    The monitor already works in parallel (`fpkit.monitor.session`: the network fingerprints the
+    next batch while the index and the tracker work on the last, and audio is decoded ahead).
+    Threads within an operation beyond the cores left over only wait for each other, and on a busy
+    machine every operation waits for its slowest thread (OpenBLAS's even spin meanwhile). OpenMP
+    and OpenBLAS read these settings once, when they load: this runs before torch, numpy or faiss
+    is imported.
+    """
+    import os
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) - 2))
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's and the index's small products
 
 
 def _duration_or_none(path: str) -> float | None:
