@@ -31,9 +31,12 @@ class Scan:
         """Fingerprints (m, d), zero for a blank segment (silence matches nothing)."""
         if len(self.segments) == 0:
             return np.zeros((0, self.model.dims.emb_dim), dtype=np.float32)
+        framing = self.model.frontend.framing
         starts = self.segments * self.audio.hop_samples - self.first_sample
-        prints = embed_at(self.model, self.wave, starts, self.batch_size)
-        prints[blank_segments(self.wave, starts, self.audio, self.first_sample)] = 0.0
+        first = max(0, int(starts[0]) - framing.left)  # only the windows' audio: blank_segments reads all it gets
+        wave = self.wave[first : int(starts[-1]) + framing.window - framing.left]
+        prints = embed_at(self.model, wave, starts - first, self.batch_size)
+        prints[blank_segments(wave, starts - first, self.audio, self.first_sample + first)] = 0.0
         return prints
 
 
