@@ -140,7 +140,8 @@ def _one_thread_per_job() -> None:
     import os
 
     if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) - 2))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores - 2))
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's and the index's small products
 
 
