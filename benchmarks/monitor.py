@@ -10,7 +10,9 @@ included, timed) and scores the spans against the truth:
   (0.5 s): the error of (span offset - span start) against (true offset - true start), so a
   boundary error is not counted twice;
 * unknown time attributed: the share of the unstored stretches covered by any span;
-* speed: seconds of recording per second of wall time, the fastest of `--repeats` runs.
+* speed: seconds of recording per second of wall time, the fastest of `--repeats` runs, with the
+  CPU time (user + system) of that run and the load average before and after, as a shared
+  machine's wall times say little alone.
   `--baseline` also times, in the same run and as fresh processes, the monitor on the first 2 s
   (its start-up), `fpkit index` of the recording (fingerprinting it once at the hop: the model's
   share of the monitor's work) and `fpkit search` of the recording cut into 10 s clips (the way
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -141,8 +144,16 @@ def _noise_track(files: list[Path], length: int, rate: int, rng: np.random.Gener
     return out
 
 
-def run_monitor(recording: Path, db: Path) -> tuple[list[Found], float]:
-    """Spans from `fpkit monitor` in a fresh process, and its wall time in seconds."""
+@dataclass(frozen=True)
+class Run:
+    found: list[Found]
+    wall_s: float
+    cpu_s: float  # user + system, every thread
+
+
+def run_monitor(recording: Path, db: Path) -> Run:
+    """Spans from `fpkit monitor` in a fresh process, and its wall and CPU time in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     begin = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "fpkit", "--quiet", "monitor", str(recording), "--db", str(db), "--format", "jsonl"],
@@ -151,11 +162,13 @@ def run_monitor(recording: Path, db: Path) -> tuple[list[Found], float]:
         check=True,
     )
     wall = time.perf_counter() - begin
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     found = []
     for line in done.stdout.splitlines():
         span = json.loads(line)
         found.append(Found(span["match"], span["start_s"], span["end_s"], span["offset_s"]))
-    return found, wall
+    return Run(found, wall, cpu)
 
 
 def run_index(recording: Path, folder: Path) -> float:
@@ -287,9 +300,11 @@ def main() -> None:
     unknown = [p for p in find_audio_files([args.unknown]) if os.path.realpath(p) not in known]
     noise = find_audio_files([args.noise])
     work = args.work or Path(tempfile.mkdtemp(prefix="fpkit-monitor-"))
+    work.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
     print(f"model {model_id} ({model_path}); {len(stored)} stored songs; {len(unknown)} unknown; noise {args.noise}")
     totals: list[Score] = []
-    recorded_s = wall_s = 0.0
+    recorded_s = wall_s = cpu_s = 0.0
     for seed in range(args.recordings):
         recording, truth = work / f"recording-{seed}.wav", work / f"recording-{seed}.json"
         if truth.exists():
@@ -304,16 +319,17 @@ def main() -> None:
                 tmp.write_text(json.dumps([asdict(p) for p in pieces], indent=1))
         duration = len(wave) / args.rate
         runs = [run_monitor(recording, args.db) for _ in range(args.repeats)]
-        found, wall = runs[0][0], min(w for _, w in runs)
-        result = score(pieces, found, args.tolerance, args.offset_tolerance)
+        fastest = min(runs, key=lambda r: r.wall_s)
+        result = score(pieces, runs[0].found, args.tolerance, args.offset_tolerance)
         totals.append(result)
         recorded_s += duration
-        wall_s += wall
+        wall_s += fastest.wall_s
+        cpu_s += fastest.cpu_s
         print(
             f"recording {seed}: {duration / 60:.1f} min, {result.excerpts} excerpts, {result.found} found, "
             f"{result.spans} spans ({result.stray_spans} stray), unknown attributed "
-            f"{result.unknown_attributed_s:.1f} of {result.unknown_s:.0f} s; monitor {wall:.1f} s = "
-            f"{duration / wall:.0f}x real time",
+            f"{result.unknown_attributed_s:.1f} of {result.unknown_s:.0f} s; monitor {fastest.wall_s:.1f} s = "
+            f"{duration / fastest.wall_s:.0f}x real time ({fastest.cpu_s:.1f} s CPU)",
             flush=True,
         )
         for miss in result.misses:
@@ -330,7 +346,7 @@ def main() -> None:
         if args.baseline and seed == 0:
             start = work / "start-up.wav"
             sf.write(str(start), wave[: 2 * args.rate], args.rate, subtype="PCM_16")
-            start_wall = min(run_monitor(start, args.db)[1] for _ in range(args.repeats))
+            start_wall = min(run_monitor(start, args.db).wall_s for _ in range(args.repeats))
             index_wall = min(
                 run_index(recording, Path(tempfile.mkdtemp(prefix="fpkit-monitor-index-"))) for _ in range(args.repeats)
             )
@@ -361,7 +377,11 @@ def main() -> None:
         f"{sum(t.unknown_attributed_s for t in totals) / unknown_s:.2%}; stored time given to another song: "
         f"{sum(t.wrong_song_s for t in totals):.1f} s; stray spans: {sum(t.stray_spans for t in totals)}"
     )
-    print(f"speed: {recorded_s / wall_s:.0f}x real time (start-up included, {os.cpu_count()} cores)")
+    print(
+        f"speed: {recorded_s / wall_s:.0f}x real time (start-up included, {os.cpu_count()} cores; "
+        f"{recorded_s / cpu_s:.0f}x per CPU second); load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
 
 
 if __name__ == "__main__":

@@ -148,20 +148,12 @@ class SongPrints:
 
     Equal to `reference_prints` and `content_hash` of the whole song, while holding only about
     one `STREAM_CHUNK` of audio: a song of any length is fingerprinted in bounded memory.
-
-    It is also the streaming fingerprinter of a recording that never ends (`fpkit.monitor`):
-    `feed` returns the fingerprints it computed, `chunk=1` computes them as soon as a segment's
-    window is complete, `flush(1.0)` ends on whole segments, and `keep=False` keeps none of them.
     """
 
-    def __init__(
-        self, model: Fingerprinter, audio: AudioConfig, batch_size: int, chunk: int = STREAM_CHUNK, keep: bool = True
-    ) -> None:
+    def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int) -> None:
         self.model = model
         self.audio = audio
         self.batch_size = batch_size
-        self.chunk = chunk  # segments whose windows are complete before they are fingerprinted
-        self.keep = keep
         self.framing = model.frontend.framing
         self.buffer = np.zeros(0, dtype=np.float32)
         self.buffer_start = 0  # song sample index of buffer[0]
@@ -171,34 +163,24 @@ class SongPrints:
         self.hasher = hashlib.sha256()
         self.prints: list[np.ndarray] = [np.zeros((0, model.dims.emb_dim), dtype=np.float32)]
 
-    @property
-    def segments(self) -> int:
-        """Segments fingerprinted so far."""
-        return self.next_start // self.audio.hop_samples
-
-    def feed(self, block: np.ndarray) -> np.ndarray:
-        """Append mono float32 samples (n,) at the model rate; the fingerprints (m, d) computed meanwhile."""
+    def feed(self, block: np.ndarray) -> None:
+        """Append mono float32 samples (n,) at the model rate."""
         block = np.ascontiguousarray(block, dtype=np.float32)
         if block.size == 0:
-            return self._embed(np.zeros(0, dtype=np.int64))
+            return
         self.hasher.update(block.tobytes())
         self.samples += len(block)
         self.low, self.high = min(self.low, float(block.min())), max(self.high, float(block.max()))
         self.buffer = np.concatenate([self.buffer, block])
         f, hop = self.framing, self.audio.hop_samples
         ready = (self.samples - f.segment - f.right - self.next_start) // hop + 1  # windows inside the samples so far
-        if ready < max(self.chunk, 1):
-            return self._embed(np.zeros(0, dtype=np.int64))
-        return self._embed(self.next_start + hop * np.arange(ready, dtype=np.int64))
-
-    def flush(self, min_fill: float = REFERENCE_MIN_FILL) -> np.ndarray:
-        """Fingerprint the segments left (m, d): those filled to `min_fill`, zero-padded past the end."""
-        starts = segment_starts(self.samples, self.audio.segment_samples, self.audio.hop_samples, min_fill)
-        return self._embed(starts[starts >= self.next_start])
+        if ready >= STREAM_CHUNK:
+            self._embed(self.next_start + hop * np.arange(ready, dtype=np.int64))
 
     def finish(self) -> np.ndarray:
         """The fingerprints of every segment (n, d), the last one zero-padded as `reference_prints` does."""
-        self.flush()
+        starts = segment_starts(self.samples, self.audio.segment_samples, self.audio.hop_samples, REFERENCE_MIN_FILL)
+        self._embed(starts[starts >= self.next_start])
         return np.concatenate(self.prints)
 
     @property
@@ -211,19 +193,17 @@ class SongPrints:
         """Half the peak-to-peak amplitude: what a signal swings, whatever its DC offset."""
         return (self.high - self.low) / 2 if self.samples else 0.0
 
-    def _embed(self, starts: np.ndarray) -> np.ndarray:
+    def _embed(self, starts: np.ndarray) -> None:
         if len(starts) == 0:
-            return self.prints[0][:0]
+            return
         prints = embed_at(self.model, self.buffer, starts - self.buffer_start, self.batch_size)
         prints[blank_segments(self.buffer, starts - self.buffer_start, self.audio, self.buffer_start)] = 0.0
-        if self.keep:
-            self.prints.append(prints)
+        self.prints.append(prints)
         self.next_start = int(starts[-1]) + self.audio.hop_samples
         keep_from = self.next_start - self.framing.left  # the next window's first sample
         drop = max(0, keep_from - self.buffer_start)
         self.buffer = self.buffer[drop:]
         self.buffer_start += drop
-        return prints
 
 
 def check_usable(wave: np.ndarray, name: str, audio: AudioConfig, min_samples: int | None = None) -> None:

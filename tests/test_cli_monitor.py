@@ -4,6 +4,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import re
 from pathlib import Path
 
@@ -168,3 +169,19 @@ def test_the_lead_weight_set_for_search_scores_spans_too(tmp_path: Path, setup) 
     # The same spans, each scored above its mean by its lead over the other songs.
     assert [{**line, "score": None} for line in after] == [{**line, "score": None} for line in before]
     assert all(a["score"] > b["score"] for a, b in zip(after, before, strict=True))
+
+
+@pytest.mark.parametrize(("given", "cores", "expected"), [(None, 2, "1"), (None, 6, "4"), ("3", 2, "3")])
+def test_each_library_gets_one_thread_unless_omp_num_threads_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None, cores: int, expected: str
+) -> None:
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "")  # so that the test leaves them as they were
+        monkeypatch.delenv(name)
+    if given is not None:
+        monkeypatch.setenv("OMP_NUM_THREADS", given)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    run("recording.wav", "--db", tmp_path / "no-db")  # set before anything loads, whatever happens next
+    # The network, the index and decoding work at once: the network's operations get the cores left.
+    assert os.environ["OMP_NUM_THREADS"] == expected
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == (None if given else "1")

@@ -58,6 +58,7 @@ def monitor(
     Spans are printed in time order as they close (about 20 s after their end). Exit code 0
     when every recording was processed, 3 when some could not be read.
     """
+    _one_thread_per_job()
     from fpkit.db import Database, Searcher
     from fpkit.monitor import Monitor
 
@@ -108,6 +109,24 @@ def _monitor_one(watcher: Monitor, recording: str, stdin_rate: int, sample_rate:
         writer.spans(name, session.close())
         fail(f"interrupted after {session.seconds:.1f} s of {name}; the spans up to there are listed", code=INTERRUPTED)
     return True
+
+
+def _one_thread_per_job() -> None:
+    """The network, the index and decoding get a thread each, unless OMP_NUM_THREADS says otherwise.
+
+    The monitor already works in parallel (`fpkit.monitor.session`: the network fingerprints the
+    next batch while the index and the tracker work on the last, and audio is decoded ahead).
+    Threads within an operation beyond the cores left over only wait for each other, and on a busy
+    machine every operation waits for its slowest thread (OpenBLAS's even spin meanwhile). OpenMP
+    and OpenBLAS read these settings once, when they load: this runs before torch, numpy or faiss
+    is imported.
+    """
+    import os
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores - 2))
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy's and the index's small products
 
 
 def _duration_or_none(path: str) -> float | None:
