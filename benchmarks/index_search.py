@@ -8,7 +8,7 @@ code: a `Store` on disk, `update_index` with the default config, `sequence_searc
 Printed per database size: index build time; then at the largest size, search latency p50/p95
 for 1, 3 and 10 s queries on one core (excluding and including query embedding with the
 default model), top-1 agreement with exact search over the same rows, bytes per hour of
-audio, and re-scoring with float32 / float16 / int8 stored vectors.
+audio, and re-scoring with float32 / float16 vectors / pq32 codes (`index.rescore`).
 
     python benchmarks/index_search.py                    # 10k, 100k, 1M; ~3 minutes
     python benchmarks/index_search.py --sizes 10000 100000 --queries 50
@@ -29,6 +29,7 @@ import torch
 
 from fpkit.config import AudioConfig, IndexConfig, load_config
 from fpkit.db.index import read_index, set_nprobe, update_index
+from fpkit.db.rescore import TRAIN_ROWS, Fingerprints, PQCodes, StoredRows, train_codebook
 from fpkit.db.search import SongTable, sequence_search
 from fpkit.db.store import Store
 from fpkit.fingerprint import QueryPrints
@@ -101,7 +102,7 @@ def embed_ms(seconds: float, repeats: int) -> float:
     return 1000 * float(np.median(times[1:]))
 
 
-def latency(index: faiss.Index, vectors: np.ndarray, c: Collection, seconds: float, queries: int) -> np.ndarray:
+def latency(index: faiss.Index, vectors: Fingerprints, c: Collection, seconds: float, queries: int) -> np.ndarray:
     rng = np.random.default_rng(1)
     times = []
     for _ in range(queries):
@@ -113,7 +114,7 @@ def latency(index: faiss.Index, vectors: np.ndarray, c: Collection, seconds: flo
 
 
 def agreement(
-    a: faiss.Index, av: np.ndarray, b: faiss.Index, bv: np.ndarray, c: Collection, n: int
+    a: faiss.Index, av: Fingerprints, b: faiss.Index, bv: Fingerprints, c: Collection, n: int
 ) -> tuple[float, float, float]:
     """Share of queries whose top-1 (song, offset) is the same with a and b; a's accuracy; max score gap."""
     rng = np.random.default_rng(2)
@@ -172,10 +173,14 @@ def main() -> None:
             f"IVF-PQ top-1 correct: {correct:.1%}"
         )
         print("\nre-scoring precision (exact candidates, 3 s queries): top-1 agreement with float32, max score gap")
-        int8 = np.round(c.vectors * 127).astype(np.int8).astype(np.float32) / 127
-        for name, stored, bytes_per in (("float16", vectors, 2), ("int8", int8, 1)):
+        sample = np.sort(rng.choice(rows, size=min(rows, TRAIN_ROWS), replace=False))
+        pq = PQCodes(train_codebook(c.vectors[sample], 32))
+        for name, stored, row_bytes in (
+            ("float16", vectors, DIM * 2),
+            ("pq32", StoredRows(pq.encode(c.vectors), pq, DIM), pq.width),
+        ):
             same, _, gap = agreement(exact, stored, exact, c.vectors, c, args.exact_queries)
-            mb_per_hour = DIM * bytes_per * 3600 / HOP_S / 1e6
+            mb_per_hour = row_bytes * 3600 / HOP_S / 1e6
             print(f"{name:>8}: {same:.1%} agreement, max |score gap| {gap:.4f}, {mb_per_hour:.2f} MB/hour")
         store.close()
 

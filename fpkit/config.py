@@ -203,6 +203,10 @@ class TrainConfig:
         )
 
 
+# How a database keeps the fingerprints that re-scoring reads (fpkit.db.rescore).
+RescoreMode = Literal["float16", "pq32"]
+
+
 @dataclass
 class IndexConfig:
     # FAISS factory string, or "auto": exact search for small databases, IVF-PQ beyond.
@@ -210,6 +214,9 @@ class IndexConfig:
     exact_below: int = 20000  # vectors; fewer than this are searched exactly
     pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
     on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
+    # Stored fingerprints: "float16" as they are (256 bytes each), "pq32" as 32 bytes of
+    # product-quantizer codes; a database that holds codes keeps them.
+    rescore: RescoreMode = "float16"
     batch_size: int = 256  # segments per model call while fingerprinting
     # The network's arithmetic while fingerprinting: "auto" is bfloat16 where the hardware computes
     # it natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.

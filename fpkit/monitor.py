@@ -35,6 +35,7 @@ import numpy as np
 
 from fpkit.audio import AudioError
 from fpkit.config import AudioConfig, SearchConfig
+from fpkit.db.rescore import Fingerprints
 from fpkit.db.search import Searcher, SongTable, lead_scores
 from fpkit.fingerprint import SongPrints, check_level
 
@@ -138,7 +139,7 @@ def candidate_alignments(
 
 
 def alignment_similarities(
-    prints: np.ndarray, first_segment: int, alignments: Alignments, vectors: np.ndarray, songs: SongTable
+    prints: np.ndarray, first_segment: int, alignments: Alignments, vectors: Fingerprints, songs: SongTable
 ) -> np.ndarray:
     """Similarity (K, n) of each segment of `prints` (n, d) to the stored row each alignment gives it.
 
@@ -247,7 +248,7 @@ class SpanTracker:
 
     def __init__(
         self,
-        vectors: np.ndarray,
+        vectors: Fingerprints,
         songs: SongTable,
         song_durations_s: np.ndarray,
         audio: AudioConfig,

@@ -34,7 +34,7 @@ from fpkit.audio import AudioError
 from fpkit.config import AudioConfig
 from fpkit.db.database import COMMIT_EVERY_S, AddReport, Database, DatabaseError, Failed
 from fpkit.db.decoder import BackgroundDecoder
-from fpkit.db.store import VECTOR_DTYPE
+from fpkit.db.rescore import FLOAT16_DTYPE
 from fpkit.device import DeviceError, autocast_dtype
 from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import Fingerprinter, LoadedModel
@@ -134,7 +134,7 @@ class RayEngine:
             if row["error"]:
                 yield path, str(row["error"])
             else:
-                prints = np.frombuffer(row["prints"], dtype=VECTOR_DTYPE).reshape(-1, model.model.dims.emb_dim)
+                prints = np.frombuffer(row["prints"], dtype=FLOAT16_DTYPE).reshape(-1, model.model.dims.emb_dim)
                 yield path, Song(prints, str(row["sha"]), float(row["duration_s"]))
 
 
@@ -163,8 +163,8 @@ class SongFingerprinter:
                 out["path"].append(str(path))
                 out["sha"].append(song.sha)
                 out["duration_s"].append(song.duration_s)
-                # Bytes, not a tensor column: songs have different lengths. float16 is what the store keeps.
-                out["prints"].append(np.ascontiguousarray(song.prints, dtype=VECTOR_DTYPE).tobytes())
+                # Bytes, not a tensor column: songs have different lengths. float16 loses nothing re-scoring needs.
+                out["prints"].append(np.ascontiguousarray(song.prints, dtype=FLOAT16_DTYPE).tobytes())
                 out["error"].append(error)
         return {key: np.array(values, dtype=object) for key, values in out.items()}
 

@@ -200,8 +200,20 @@ def report_and_exit(report: AddReport, db: Database) -> None:
     err_console.print(
         f"{db.root}: stored {len(report.stored)} new songs ({report.rows} segments), "
         f"skipped {len(report.skipped)} already stored, {len(report.failed)} failed; "
-        f"now {len(db.songs)} songs, {db.rows} segments",
+        f"now {len(db.songs)} songs, {db.rows} segments kept as {_kept_as(db)}",
         soft_wrap=True,
     )
     if report.failed:
         raise typer.Exit(code=SOME_FAILED)
+
+
+def _kept_as(db: Database) -> str:
+    """What the stored fingerprints are: "float16", "pq32 codes", or float16 until a codebook can be trained."""
+    from fpkit.db.rescore import FLOAT16, TRAIN_ROWS
+
+    store = db.store
+    if store.kept_as != FLOAT16:
+        return f"{store.kept_as} codes"
+    if store.rescore != FLOAT16:
+        return f"float16 ({store.rescore} codes from {TRAIN_ROWS} segments on)"
+    return FLOAT16

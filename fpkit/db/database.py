@@ -22,6 +22,7 @@ from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import IndexConfig
 from fpkit.db.decoder import BackgroundDecoder
 from fpkit.db.index import Progress, read_index, update_index
+from fpkit.db.rescore import keep_rows_as
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.fingerprint import Song, fingerprint_song
 from fpkit.model import CheckpointError, LoadedModel, load_model
@@ -387,8 +388,9 @@ class Database:
         return report
 
     def update_index(self, config: IndexConfig, progress: Progress | None = None) -> None:
-        """Index every stored row (see `fpkit.db.index.update_index`) and commit."""
+        """Index every stored row (`fpkit.db.index.update_index`), keep rows as `config.rescore` asks, and commit."""
         self.store.set_index(update_index(self.store, config, progress))
+        keep_rows_as(self.store, config.rescore)  # after indexing: a new index is built from float16 rows
         self.store.commit()
 
 
