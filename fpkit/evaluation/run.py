@@ -513,6 +513,7 @@ def _settings(
         database_songs=len(opened.db.songs),
         database_segments=opened.db.rows,
         index=str((opened.db.store.index_meta or {}).get("factory", "")),
+        rescore=opened.db.store.kept_as,
         lengths_s=lengths_s,
         protocols=list(protocols),
         sample_rate=audio.sample_rate,
