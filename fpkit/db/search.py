@@ -112,7 +112,7 @@ def _alignment_scores(
     local = start[:, None] + np.arange(n)[None, :]  # (c, n)
     inside = (local >= 0) & (local < songs.counts[song][:, None])
     rows = np.where(inside, songs.first_rows[song][:, None] + local, 0)
-    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)  # (c, n, d)
+    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, prints.shape[1])  # (c, n, d)
     similarity = np.einsum("cnd,nd->cn", stored, prints)
     return np.where(inside, similarity, 0.0).sum(axis=1) / n
 
