@@ -8,7 +8,7 @@ code: a `Store` on disk, `update_index` with the default config, `sequence_searc
 Printed per database size: index build time; then at the largest size, search latency p50/p95
 for 1, 3 and 10 s queries on one core (excluding and including query embedding with the
 default model), top-1 agreement with exact search over the same rows, bytes per hour of
-audio, and re-scoring with float32 / float16 vectors / pq32 codes (`index.rescore`).
+audio, and re-scoring with float32 / float16 vectors / opq32 codes (`index.rescore`).
 
     python benchmarks/index_search.py                    # 10k, 100k, 1M; ~3 minutes
     python benchmarks/index_search.py --sizes 10000 100000 --queries 50
@@ -29,7 +29,7 @@ import torch
 
 from fpkit.config import AudioConfig, IndexConfig, load_config
 from fpkit.db.index import read_index, set_nprobe, update_index
-from fpkit.db.rescore import TRAIN_ROWS, Fingerprints, PQCodes, StoredRows, train_codebook
+from fpkit.db.rescore import TRAIN_ROWS, Fingerprints, StoredRows, train_codes
 from fpkit.db.search import SongTable, sequence_search
 from fpkit.db.store import Store
 from fpkit.fingerprint import QueryPrints
@@ -174,10 +174,10 @@ def main() -> None:
         )
         print("\nre-scoring precision (exact candidates, 3 s queries): top-1 agreement with float32, max score gap")
         sample = np.sort(rng.choice(rows, size=min(rows, TRAIN_ROWS), replace=False))
-        pq = PQCodes(train_codebook(c.vectors[sample], 32))
+        codes = train_codes(c.vectors[sample], 32)
         for name, stored, row_bytes in (
             ("float16", vectors, DIM * 2),
-            ("pq32", StoredRows(pq.encode(c.vectors), pq, DIM), pq.width),
+            ("opq32", StoredRows(codes.encode(c.vectors), codes, DIM), codes.width),
         ):
             same, _, gap = agreement(exact, stored, exact, c.vectors, c, args.exact_queries)
             mb_per_hour = row_bytes * 3600 / HOP_S / 1e6

@@ -204,7 +204,7 @@ class TrainConfig:
 
 
 # How a database keeps the fingerprints that re-scoring reads (fpkit.db.rescore).
-RescoreMode = Literal["float16", "pq32"]
+RescoreMode = Literal["float16", "opq32"]
 
 
 @dataclass
@@ -214,8 +214,8 @@ class IndexConfig:
     exact_below: int = 20000  # vectors; fewer than this are searched exactly
     pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
     on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
-    # Stored fingerprints: "float16" as they are (256 bytes each), "pq32" as 32 bytes of
-    # product-quantizer codes; a database that holds codes keeps them.
+    # Stored fingerprints: "float16" as they are (256 bytes each), "opq32" as 32 bytes of
+    # optimized product-quantizer codes; a database that holds codes keeps them.
     rescore: RescoreMode = "float16"
     batch_size: int = 256  # segments per model call while fingerprinting
     # The network's arithmetic while fingerprinting: "auto" is bfloat16 where the hardware computes

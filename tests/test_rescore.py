@@ -1,4 +1,4 @@
-"""`index.rescore`: databases that keep pq32 codes instead of float16 fingerprints for re-scoring."""
+"""`index.rescore`: databases that keep opq32 codes instead of float16 fingerprints for re-scoring."""
 
 from __future__ import annotations
 
@@ -53,16 +53,16 @@ def found(db: Path, tmp_path: Path, seed: int, start_s: float = 6.3) -> dict:
     return json.loads(result.stdout)
 
 
-def test_a_pq32_database_trains_its_codes_then_appends_merges_and_searches_them(tmp_path: Path, setup) -> None:
+def test_an_opq32_database_trains_its_codes_then_appends_merges_and_searches_them(tmp_path: Path, setup) -> None:
     model, songs = setup
-    db, pq32 = tmp_path / "db", ("--set", "index.rescore=pq32")
-    first = run("index", *songs[:4], "--db", db, "--model", model, *pq32)
+    db, opq32 = tmp_path / "db", ("--set", "index.rescore=opq32")
+    first = run("index", *songs[:4], "--db", db, "--model", model, *opq32)
     assert first.exit_code == 0, first.output
-    assert "kept as float16 (pq32 codes from 256 segments on)" in first.stderr  # 160 rows: too few to train
-    assert (manifest(db)["rescore"], manifest(db)["codebook"]) == ("pq32", None)
+    assert "kept as float16 (opq32 codes from 256 segments on)" in first.stderr  # 160 rows: too few to train
+    assert (manifest(db)["rescore"], manifest(db)["codebook"]) == ("opq32", None)
 
     second = run("index", *songs[4:8], "--db", db)  # the database keeps its setting without --set
-    assert second.exit_code == 0 and "320 segments kept as pq32 codes" in second.stderr, second.output
+    assert second.exit_code == 0 and "320 segments kept as opq32 codes" in second.stderr, second.output
     written = manifest(db)
     assert written["dtype"] == "uint8" and (db / written["codebook"]).exists()
     assert [p.name for p in db.glob("vectors-*")] == [written["vectors"]]  # the float16 rows are gone
@@ -74,7 +74,7 @@ def test_a_pq32_database_trains_its_codes_then_appends_merges_and_searches_them(
     assert (db / written["vectors"]).stat().st_size == 10 * SONG_ROWS * 32
     assert manifest(db)["codebook"] == written["codebook"]  # trained once
     with Store.open(db) as store:
-        assert (store.rescore, store.kept_as, store.rows) == ("pq32", "pq32", 10 * SONG_ROWS)
+        assert (store.rescore, store.kept_as, store.rows) == ("opq32", "opq32", 10 * SONG_ROWS)
 
     reference = tmp_path / "float16"
     assert run("index", *songs, "--db", reference, "--model", model).exit_code == 0
@@ -87,10 +87,10 @@ def test_a_pq32_database_trains_its_codes_then_appends_merges_and_searches_them(
 def test_rebuild_keeps_the_setting_and_trains_a_new_codebook(tmp_path: Path, setup) -> None:
     model, songs = setup
     db = tmp_path / "db"
-    assert run("index", *songs[:8], "--db", db, "--model", model, "--set", "index.rescore=pq32").exit_code == 0
+    assert run("index", *songs[:8], "--db", db, "--model", model, "--set", "index.rescore=opq32").exit_code == 0
     old = manifest(db)["codebook"]
     rebuilt = run("index", *songs[2:10], "--db", db, "--rebuild")
-    assert rebuilt.exit_code == 0 and "kept as pq32 codes" in rebuilt.stderr, rebuilt.output
+    assert rebuilt.exit_code == 0 and "kept as opq32 codes" in rebuilt.stderr, rebuilt.output
     assert manifest(db)["codebook"] not in (None, old) and not (db / old).exists()
     assert found(db, tmp_path, 9)["match"] == str(songs[9])
 
@@ -106,27 +106,27 @@ def test_a_database_from_before_the_setting_opens_and_can_take_codes(tmp_path: P
     assert found(db, tmp_path, 3)["match"] == str(songs[3])
     assert run("index", "--db", db).exit_code == 0 and manifest(db).get("codebook") is None  # stays float16
 
-    converted = run("index", "--db", db, "--set", "index.rescore=pq32")
-    assert converted.exit_code == 0 and "kept as pq32 codes" in converted.stderr, converted.output
+    converted = run("index", "--db", db, "--set", "index.rescore=opq32")
+    assert converted.exit_code == 0 and "kept as opq32 codes" in converted.stderr, converted.output
     assert found(db, tmp_path, 3)["match"] == str(songs[3])
 
 
 def test_an_invalid_setting_is_one_line_before_anything_is_made(tmp_path: Path, setup) -> None:
     model, songs = setup
-    refused = run("index", songs[0], "--db", tmp_path / "db", "--model", model, "--set", "index.rescore=pq8")
+    refused = run("index", songs[0], "--db", tmp_path / "db", "--model", model, "--set", "index.rescore=opq8")
     assert refused.exit_code == 1 and not (tmp_path / "db").exists()
-    assert refused.stderr.strip() == "error: --set: index.rescore: must be one of float16, pq32, got 'pq8'"
-    with pytest.raises(IndexConfigError, match=r"index.rescore=pq32: .* this model's 48 dimensions do not divide"):
-        check_index_config(IndexConfig(rescore="pq32"), 48)
+    assert refused.stderr.strip() == "error: --set: index.rescore: must be one of float16, opq32, got 'opq8'"
+    with pytest.raises(IndexConfigError, match=r"index.rescore=opq32: .* this model's 48 dimensions do not divide"):
+        check_index_config(IndexConfig(rescore="opq32"), 48)
 
 
 def new_store(tmp_path: Path, rows: int) -> tuple[Store, np.ndarray]:
-    """A writable store asked to keep pq32 codes, holding one song of `rows` rows, committed."""
+    """A writable store asked to keep opq32 codes, holding one song of `rows` rows, committed."""
     model = tmp_path / "model.pt"
     model.write_bytes(b"weights")
     store = Store.create(tmp_path / "db", model, "abc", AudioConfig(), DIM)
     prints = add(store, "a", rows)
-    keep_rows_as(store, "pq32")
+    keep_rows_as(store, "opq32")
     store.commit()
     return store, prints
 
@@ -146,12 +146,12 @@ def test_encoding_takes_effect_at_commit_and_a_crash_before_it_keeps_the_float16
     store, prints = new_store(tmp_path, TRAIN_ROWS - 1)
     assert store.kept_as == "float16"  # too few rows to train
     add(store, "b", 1)
-    keep_rows_as(store, "float16")  # trains and encodes: the store keeps its pq32 setting
-    assert store.kept_as == "pq32" and len(generated(tmp_path / "db")) == 4  # new codes and codebook beside
+    keep_rows_as(store, "float16")  # trains and encodes: the store keeps its opq32 setting
+    assert store.kept_as == "opq32" and len(generated(tmp_path / "db")) == 4  # new codes and codebook beside
     store.close()  # a crash before the commit
     db = tmp_path / "db"
     with Store.open(db, writable=True) as reopened:
-        assert (reopened.rescore, reopened.kept_as, reopened.rows) == ("pq32", "float16", TRAIN_ROWS - 1)
+        assert (reopened.rescore, reopened.kept_as, reopened.rows) == ("opq32", "float16", TRAIN_ROWS - 1)
         np.testing.assert_allclose(reopened.read_rows(0, reopened.rows), prints, atol=1e-3)
         reopened.commit()
     assert generated(db) == sorted([manifest(db)["vectors"], manifest(db)["files"]])  # the stale codes are gone
@@ -159,7 +159,7 @@ def test_encoding_takes_effect_at_commit_and_a_crash_before_it_keeps_the_float16
 
 def test_codes_appended_after_the_last_commit_are_cut_off(tmp_path: Path) -> None:
     store, _ = new_store(tmp_path, TRAIN_ROWS)
-    assert store.kept_as == "pq32"
+    assert store.kept_as == "opq32"
     add(store, "b", 10)
     store.close_writers()
     store.close()  # a crash: appended, never committed
@@ -185,5 +185,5 @@ def test_a_lost_codebook_is_named_and_repair_drops_the_songs_it_decoded(tmp_path
     salvage.store.commit()
     salvage.store.close()
     with Store.open(db) as kept:
-        assert (kept.rows, kept.rescore, kept.kept_as) == (0, "pq32", "float16")  # trains again when refilled
+        assert (kept.rows, kept.rescore, kept.kept_as) == (0, "opq32", "float16")  # trains again when refilled
     assert generated(db) == sorted([manifest(db)["vectors"], manifest(db)["files"]])

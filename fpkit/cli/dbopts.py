@@ -208,7 +208,7 @@ def report_and_exit(report: AddReport, db: Database) -> None:
 
 
 def _kept_as(db: Database) -> str:
-    """What the stored fingerprints are: "float16", "pq32 codes", or float16 until a codebook can be trained."""
+    """What the stored fingerprints are: "float16", "opq32 codes", or float16 until a codebook can be trained."""
     from fpkit.db.rescore import FLOAT16, TRAIN_ROWS
 
     store = db.store

@@ -1,15 +1,16 @@
-"""The stored fingerprints that re-scoring reads: float16 rows, or product-quantizer codes.
+"""The stored fingerprints that re-scoring reads: float16 rows, or optimized product-quantizer codes.
 
 Sequence search scores each candidate alignment against the stored fingerprints at that
 alignment (`fpkit.db.search`), so a database keeps every fingerprint beside its FAISS index.
 `index.rescore` says how (docs/database.md, "Stored fingerprints and size"):
 
     float16  the fingerprint as it is, (d,) float16: 256 bytes at d = 128
-    pq32     32 bytes: the fingerprint cut into 32 sub-vectors, each stored as the one-byte
-             number of its nearest centroid in a codebook of 256 per sub-vector (a product
-             quantizer) that the database keeps; re-scoring reads the centroids
+    opq32    32 bytes: the fingerprint rotated, cut into 32 sub-vectors, and each stored as the
+             one-byte number of its nearest centroid among 256 (an optimized product quantizer,
+             Ge et al. 2013, as faiss trains it); the database keeps the rotation and centroids,
+             and re-scoring reads the centroids rotated back
 
-A database indexed with a `pq` setting keeps float16 rows until it holds `TRAIN_ROWS` of them,
+A database indexed with an `opq` setting keeps float16 rows until it holds `TRAIN_ROWS` of them,
 then trains its codebook on them, encodes them and keeps codes from then on. Encoding loses the
 float16 rows, so it goes one way: a database that holds codes keeps them whatever later runs
 ask, and its index is rebuilt from the decoded codes when it grows.
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 RESCORE_MODES: tuple[str, ...] = get_args(RescoreMode)
 FLOAT16 = "float16"
 FLOAT16_DTYPE = np.dtype(np.float16)
-PQ_PREFIX = "pq"
+OPQ_PREFIX = "opq"
 CENTROIDS = 256  # per sub-vector: one byte per code
 # Rows a codebook is trained on (9.1 h of audio; a sample when there are more), and so the rows a
 # database holds before it encodes them. On real fingerprints (docs/database.md) a codebook trained
@@ -77,55 +78,64 @@ class Float16Rows:
         return stored
 
 
-class PQCodes:
-    """One byte per sub-vector: the number of its nearest centroid in `codebook`."""
+class OPQCodes:
+    """One byte per sub-vector of the rotated fingerprint: the number of its nearest centroid."""
 
     dtype = np.dtype(np.uint8)
 
-    def __init__(self, codebook: np.ndarray) -> None:
-        """`codebook` (m, 256, d / m) float32: the centroids of each of the m sub-vectors."""
-        m, centroids, sub_dim = codebook.shape
-        self.codebook = codebook
+    def __init__(self, rotation: np.ndarray, centroids: np.ndarray) -> None:
+        """`rotation` (d, d) orthonormal, applied as x @ rotation.T; `centroids` (m, 256, d / m) float32."""
+        m, count, sub_dim = centroids.shape
+        self.rotation = np.ascontiguousarray(rotation, dtype=np.float32)
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         self.width = m
-        self.mode = f"{PQ_PREFIX}{m}"
-        self._pq: Any = faiss.ProductQuantizer(m * sub_dim, m, int(np.log2(centroids)))  # its wrappers are untyped
-        faiss.copy_array_to_vector(np.ascontiguousarray(codebook, dtype=np.float32).ravel(), self._pq.centroids)
+        self.mode = f"{OPQ_PREFIX}{m}"
+        self._pq: Any = faiss.ProductQuantizer(m * sub_dim, m, int(np.log2(count)))  # its wrappers are untyped
+        faiss.copy_array_to_vector(self.centroids.ravel(), self._pq.centroids)
 
     def encode(self, prints: np.ndarray) -> np.ndarray:
-        codes: np.ndarray = self._pq.compute_codes(np.ascontiguousarray(prints, dtype=np.float32))
+        codes: np.ndarray = self._pq.compute_codes(np.asarray(prints, dtype=np.float32) @ self.rotation.T)
         return codes
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
         """Codes (n, m) -> unit fingerprints (n, d) float32, or zero for a blank segment's.
 
-        A sum of centroids falls short of the fingerprint's unit length (by 3 % on average on real
+        A sum of centroids falls short of the fingerprint's unit length (by 0.6 % on average on real
         ones), which would lower every match's similarity by as much: decoded rows are made unit again.
         """
-        prints = self._pq.decode(np.ascontiguousarray(stored))  # (n, d)
+        prints = self._pq.decode(np.ascontiguousarray(stored)) @ self.rotation  # (n, d)
         length = np.linalg.norm(prints, axis=1, keepdims=True)
         unit: np.ndarray = np.where(length > BLANK_LENGTH, prints / np.maximum(length, BLANK_LENGTH), 0.0)
         return unit.astype(np.float32, copy=False)
 
 
-def pq_width(mode: str) -> int:
-    """Codes per row of a `pq` mode ("pq32" -> 32); 0 for float16."""
-    return int(mode.removeprefix(PQ_PREFIX)) if mode.startswith(PQ_PREFIX) else 0
+def code_width(mode: str) -> int:
+    """Codes per row of an `opq` mode ("opq32" -> 32); 0 for float16."""
+    return int(mode.removeprefix(OPQ_PREFIX)) if mode.startswith(OPQ_PREFIX) else 0
 
 
 def check_rescore(mode: str, dim: int) -> str | None:
     """Why `mode` cannot keep fingerprints of `dim` dimensions, or None when it can."""
-    width = pq_width(mode)
+    width = code_width(mode)
     if width and dim % width:
         return f"{mode} cuts fingerprints into {width} sub-vectors, but this model's {dim} dimensions do not divide"
     return None
 
 
-def train_codebook(sample: np.ndarray, width: int) -> np.ndarray:
-    """A product quantizer of `width` sub-vectors trained on `sample` (n, d): codebook (width, 256, d / width)."""
+def train_codes(sample: np.ndarray, width: int) -> OPQCodes:
+    """An optimized product quantizer of `width` one-byte codes trained on `sample` (n, d).
+
+    The rotation spreads the fingerprint's variance evenly over the sub-vectors: on real
+    fingerprints it made decoded rows four times closer than the same codes without it.
+    """
     dim = sample.shape[1]
-    pq = faiss.ProductQuantizer(dim, width, int(np.log2(CENTROIDS)))
-    pq.train(np.ascontiguousarray(sample, dtype=np.float32))
-    return faiss.vector_to_array(pq.centroids).reshape(width, CENTROIDS, dim // width)
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    opq: Any = faiss.OPQMatrix(dim, width)
+    opq.train(sample)
+    rotation = faiss.vector_to_array(opq.A).reshape(dim, dim)
+    pq: Any = faiss.ProductQuantizer(dim, width, int(np.log2(CENTROIDS)))
+    pq.train(sample @ rotation.T)
+    return OPQCodes(rotation, faiss.vector_to_array(pq.centroids).reshape(width, CENTROIDS, dim // width))
 
 
 class StoredRows:
@@ -154,15 +164,15 @@ def keep_rows_as(store: Store, mode: str) -> None:
     """Apply a run's `index.rescore` to `store` (uncommitted): its mode, and its codes once it can train them.
 
     A float16 store takes `mode`; a store that holds codes, or is to, keeps its own. Once it holds
-    `TRAIN_ROWS` rows, a codebook is trained on a sample of them and every row is encoded.
+    `TRAIN_ROWS` rows, a codebook is trained on them (a sample when there are more) and every row
+    is encoded.
     """
     if store.rescore == FLOAT16 and mode != FLOAT16:
         store.set_rescore(mode)
-    width = pq_width(store.rescore)
+    width = code_width(store.rescore)
     if not width or store.kept_as != FLOAT16 or store.rows < TRAIN_ROWS:
         return
     take = min(store.rows, TRAIN_ROWS)
     rows = np.sort(np.random.default_rng(0).choice(store.rows, size=take, replace=False))
-    log.info("training a %s codebook on %d of %d rows", store.rescore, take, store.rows)
-    codebook = train_codebook(np.asarray(store.vectors[rows], dtype=np.float32), width)
-    store.encode_rows(PQCodes(codebook))
+    log.info("training an %s codebook on %d of %d rows", store.rescore, take, store.rows)
+    store.encode_rows(train_codes(np.asarray(store.vectors[rows], dtype=np.float32), width))

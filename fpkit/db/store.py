@@ -5,8 +5,8 @@ A store is a folder:
     manifest.json          what is committed: row and song counts, file names, model id, index
     model.pt               a copy of the checkpoint, so the folder is self-contained
     vectors-<gen>.f16      (rows, d) float16, row-major, append-only
-    vectors-<gen>.pq<m>    or (rows, m) uint8 product-quantizer codes (`fpkit.db.rescore`)
-    codebook-<gen>.npy     their codebook, (m, 256, d / m) float32
+    vectors-<gen>.opq<m>   or (rows, m) uint8 optimized product-quantizer codes (`fpkit.db.rescore`)
+    codebook-<gen>.npz     their codebook: rotation (d, d), centroids (m, 256, d / m), float32
     files-<gen>.jsonl      one `FileRecord` per song, append-only
     index-<n>.faiss        the FAISS index over the rows (see `fpkit.db.index`), when there is one
 
@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import uuid
+import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -45,10 +46,10 @@ from fpkit.db.rescore import (
     FLOAT16,
     RESCORE_MODES,
     Float16Rows,
-    PQCodes,
+    OPQCodes,
     RowCodec,
     StoredRows,
-    pq_width,
+    code_width,
 )
 from fpkit.errors import FpkitError
 from fpkit.interrupt import uninterruptible
@@ -300,7 +301,7 @@ class Store:
 
     @property
     def kept_as(self) -> str:
-        """What the rows are kept as now: float16 until a `pq` store has trained its codebook, then `rescore`."""
+        """What the rows are kept as now: float16 until an `opq` store has trained its codebook, then `rescore`."""
         return self._codec.mode
 
     @property
@@ -385,13 +386,13 @@ class Store:
         self._require_writable()
         self.manifest["rescore"] = mode
 
-    def encode_rows(self, codec: PQCodes) -> None:
+    def encode_rows(self, codec: OPQCodes) -> None:
         """Keep every row as `codec`'s codes from now on; written under new names, in effect at `commit`."""
         self._require_writable()
         gen = _new_generation()
-        vectors, codebook = f"vectors-{gen}.{codec.mode}", f"codebook-{gen}.npy"
-        with atomic_write(self.root / codebook, ".npy") as tmp:
-            np.save(tmp, codec.codebook)
+        vectors, codebook = f"vectors-{gen}.{codec.mode}", f"codebook-{gen}.npz"
+        with atomic_write(self.root / codebook, ".npz") as tmp:
+            np.savez(tmp, rotation=codec.rotation, centroids=codec.centroids)
         with atomic_write(self.root / vectors) as tmp, open(tmp, "wb") as out:
             for a in range(0, self.rows, ENCODE_BLOCK):
                 out.write(codec.encode(self.read_rows(a, min(self.rows, a + ENCODE_BLOCK))).tobytes())
@@ -480,7 +481,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
         if not isinstance(value, kind) or isinstance(value, bool) or (key == "index" and not index_ok):
             raise StoreError(f"{path}: unreadable manifest (no valid {key!r}); index the songs again into a new folder")
     rescore, codebook = manifest.get("rescore", FLOAT16), manifest.get("codebook")
-    if rescore not in RESCORE_MODES or not (codebook is None or (isinstance(codebook, str) and pq_width(rescore))):
+    if rescore not in RESCORE_MODES or not (codebook is None or (isinstance(codebook, str) and code_width(rescore))):
         raise StoreError(f"{path}: keeps its rows as {rescore!r} with codebook {codebook!r}, unknown to this fpkit")
     return manifest
 
@@ -562,14 +563,16 @@ def _row_codec(root: Path, manifest: dict[str, Any]) -> RowCodec | None:
     dim, name = int(manifest["dim"]), manifest.get("codebook")
     if name is None:
         return Float16Rows(dim)
-    width = pq_width(str(manifest["rescore"]))
+    width = code_width(str(manifest["rescore"]))
     try:
-        codebook = np.load(root / name, allow_pickle=False)
-    except (OSError, ValueError, EOFError):  # missing, or not a whole .npy file
+        with np.load(root / name, allow_pickle=False) as codebook:
+            rotation, centroids = codebook["rotation"], codebook["centroids"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, cut short, not ours
         return None
-    if codebook.dtype != np.float32 or codebook.shape != (width, CENTROIDS, dim // width):
+    shapes = {rotation.shape: (dim, dim), centroids.shape: (width, CENTROIDS, dim // width)}
+    if rotation.dtype != np.float32 or centroids.dtype != np.float32 or any(a != b for a, b in shapes.items()):
         return None
-    return PQCodes(codebook)
+    return OPQCodes(rotation, centroids)
 
 
 def damage_message(root: Path, manifest: dict[str, Any], found: Survey) -> str:
