@@ -32,7 +32,7 @@ from fpkit.db.index import read_index, set_nprobe, update_index
 from fpkit.db.rescore import TRAIN_ROWS, Fingerprints, StoredRows, train_codes
 from fpkit.db.search import SongTable, sequence_search
 from fpkit.db.store import Store
-from fpkit.fingerprint import QueryPrints
+from fpkit.fingerprint import QueryPrints, query_prints
 from fpkit.model import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,17 +88,19 @@ def build_store(root: Path, c: Collection) -> Store:
 
 
 def embed_ms(seconds: float, repeats: int) -> float:
-    """Median time to fingerprint one query's SHIFTS copies with the default model, one thread."""
+    """Median time to fingerprint a query at SHIFTS sub-hop copies with the default model, one thread.
+
+    Through `query_prints`, as `fpkit search` does: the default model frames a segment with the
+    audio around it, so segments alone are not its input.
+    """
     config = load_config(ROOT / "configs" / "default.yaml")
     model = build_model(config).eval()
-    n = int((seconds - 1.0) / HOP_S) + 1
-    segments = torch.randn(SHIFTS * n, config.audio.segment_samples) * 0.1
+    wave = 0.1 * np.random.default_rng(0).standard_normal(round(seconds * config.audio.sample_rate))
     times = []
-    with torch.inference_mode():
-        for _ in range(repeats + 1):
-            begin = time.perf_counter()
-            model(segments)
-            times.append(time.perf_counter() - begin)
+    for _ in range(repeats + 1):
+        begin = time.perf_counter()
+        query_prints(model, wave.astype(np.float32), config.audio, SHIFTS, config.index.batch_size)
+        times.append(time.perf_counter() - begin)
     return 1000 * float(np.median(times[1:]))
 
 
