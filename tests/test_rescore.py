@@ -53,7 +53,7 @@ def found(db: Path, tmp_path: Path, seed: int, start_s: float = 6.3) -> dict:
     return json.loads(result.stdout)
 
 
-def test_an_opq32_database_trains_its_codes_then_appends_merges_and_searches_them(tmp_path: Path, setup) -> None:
+def test_an_opq32_database_trains_its_codes_then_appends_merges_searches_and_monitors(tmp_path: Path, setup) -> None:
     model, songs = setup
     db, opq32 = tmp_path / "db", ("--set", "index.rescore=opq32")
     first = run("index", *songs[:4], "--db", db, "--model", model, *opq32)
@@ -82,6 +82,13 @@ def test_an_opq32_database_trains_its_codes_then_appends_merges_and_searches_the
         line, exact = found(db, tmp_path, seed), found(reference, tmp_path, seed)
         assert line["match"] == str(songs[seed]) and abs(line["offset_s"] - 6.3) < 0.25
         assert abs(line["score"] - exact["score"]) < 0.03  # a codebook of 320 training points
+
+    played = [make_song(5.0, RATE, 100), excerpt(make_song(SONG_S, RATE, 5), 2.5, 9.0), make_song(5.0, RATE, 101)]
+    recording = write_audio(tmp_path / "recording.wav", np.concatenate(played), RATE)
+    monitored = run("monitor", recording, "--db", db, "--format", "jsonl")
+    assert monitored.exit_code == 0, monitored.output
+    (span,) = (json.loads(line) for line in monitored.stdout.splitlines())
+    assert span["match"] == str(songs[5]) and abs(span["start_s"] - 5.0) <= 1.5
 
 
 def test_rebuild_keeps_the_setting_and_trains_a_new_codebook(tmp_path: Path, setup) -> None:
