@@ -59,12 +59,13 @@ def test_an_opq32_database_trains_its_codes_then_appends_merges_searches_and_mon
     first = run("index", *songs[:4], "--db", db, "--model", model, *opq32)
     assert first.exit_code == 0, first.output
     assert "kept as float16 (opq32 codes from 256 segments on)" in first.stderr  # 160 rows: too few to train
-    assert (manifest(db)["rescore"], manifest(db)["codebook"]) == ("opq32", None)
+    assert (manifest(db)["rescore"], manifest(db)["codebook"], manifest(db)["format"]) == ("opq32", None, 1)
 
     second = run("index", *songs[4:8], "--db", db)  # the database keeps its setting without --set
     assert second.exit_code == 0 and "320 segments kept as opq32 codes" in second.stderr, second.output
     written = manifest(db)
     assert written["dtype"] == "uint8" and (db / written["codebook"]).exists()
+    assert written["format"] == 2  # fpkit from before codes refuses it ("unknown database format")
     assert [p.name for p in db.glob("vectors-*")] == [written["vectors"]]  # the float16 rows are gone
     assert (db / written["vectors"]).stat().st_size == 8 * SONG_ROWS * 32
 

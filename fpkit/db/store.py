@@ -57,6 +57,7 @@ from fpkit.interrupt import uninterruptible
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
+CODES_FORMAT = 2  # a store of opq codes: fpkit versions from before them refuse it instead of misreading its rows
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.pt"
 LOCK_FILE = ".lock"
@@ -425,6 +426,7 @@ class Store:
             if handle is not None:
                 handle.flush()
                 os.fsync(handle.fileno())
+        self.manifest["format"] = STORE_FORMAT if self.kept_as == FLOAT16 else CODES_FORMAT
         _atomic_write_json(self.root / MANIFEST, self.manifest)
         self._truncate_to_manifest()  # bytes a salvage cut off
         self._collect_garbage()
@@ -470,7 +472,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise StoreError(f"{path}: unreadable manifest ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in (STORE_FORMAT, CODES_FORMAT):
         raise StoreError(f"{path}: unknown database format")
     index = manifest.get("index")
     index_ok = index is None or (
