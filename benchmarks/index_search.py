@@ -8,7 +8,7 @@ code: a `Store` on disk, `update_index` with the default config, `sequence_searc
 Printed per database size: index build time; then at the largest size, search latency p50/p95
 for 1, 3 and 10 s queries on one core (excluding and including query embedding with the
 default model), top-1 agreement with exact search over the same rows, bytes per hour of
-audio, and re-scoring with float32 / float16 / int8 stored vectors.
+audio, and re-scoring with float32 / float16 vectors / opq32 codes (`index.rescore`).
 
     python benchmarks/index_search.py                    # 10k, 100k, 1M; ~3 minutes
     python benchmarks/index_search.py --sizes 10000 100000 --queries 50
@@ -29,9 +29,10 @@ import torch
 
 from fpkit.config import AudioConfig, IndexConfig, load_config
 from fpkit.db.index import read_index, set_nprobe, update_index
+from fpkit.db.rescore import TRAIN_ROWS, Fingerprints, StoredRows, train_codes
 from fpkit.db.search import SongTable, sequence_search
 from fpkit.db.store import Store
-from fpkit.fingerprint import QueryPrints
+from fpkit.fingerprint import QueryPrints, query_prints
 from fpkit.model import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,21 +88,23 @@ def build_store(root: Path, c: Collection) -> Store:
 
 
 def embed_ms(seconds: float, repeats: int) -> float:
-    """Median time to fingerprint one query's SHIFTS copies with the default model, one thread."""
+    """Median time to fingerprint a query at SHIFTS sub-hop copies with the default model, one thread.
+
+    Through `query_prints`, as `fpkit search` does: the default model frames a segment with the
+    audio around it, so segments alone are not its input.
+    """
     config = load_config(ROOT / "configs" / "default.yaml")
     model = build_model(config).eval()
-    n = int((seconds - 1.0) / HOP_S) + 1
-    segments = torch.randn(SHIFTS * n, config.audio.segment_samples) * 0.1
+    wave = 0.1 * np.random.default_rng(0).standard_normal(round(seconds * config.audio.sample_rate))
     times = []
-    with torch.inference_mode():
-        for _ in range(repeats + 1):
-            begin = time.perf_counter()
-            model(segments)
-            times.append(time.perf_counter() - begin)
+    for _ in range(repeats + 1):
+        begin = time.perf_counter()
+        query_prints(model, wave.astype(np.float32), config.audio, SHIFTS, config.inference.batch_size)
+        times.append(time.perf_counter() - begin)
     return 1000 * float(np.median(times[1:]))
 
 
-def latency(index: faiss.Index, vectors: np.ndarray, c: Collection, seconds: float, queries: int) -> np.ndarray:
+def latency(index: faiss.Index, vectors: Fingerprints, c: Collection, seconds: float, queries: int) -> np.ndarray:
     rng = np.random.default_rng(1)
     times = []
     for _ in range(queries):
@@ -113,7 +116,7 @@ def latency(index: faiss.Index, vectors: np.ndarray, c: Collection, seconds: flo
 
 
 def agreement(
-    a: faiss.Index, av: np.ndarray, b: faiss.Index, bv: np.ndarray, c: Collection, n: int
+    a: faiss.Index, av: Fingerprints, b: faiss.Index, bv: Fingerprints, c: Collection, n: int
 ) -> tuple[float, float, float]:
     """Share of queries whose top-1 (song, offset) is the same with a and b; a's accuracy; max score gap."""
     rng = np.random.default_rng(2)
@@ -172,10 +175,14 @@ def main() -> None:
             f"IVF-PQ top-1 correct: {correct:.1%}"
         )
         print("\nre-scoring precision (exact candidates, 3 s queries): top-1 agreement with float32, max score gap")
-        int8 = np.round(c.vectors * 127).astype(np.int8).astype(np.float32) / 127
-        for name, stored, bytes_per in (("float16", vectors, 2), ("int8", int8, 1)):
+        sample = np.sort(rng.choice(rows, size=min(rows, TRAIN_ROWS), replace=False))
+        codes = train_codes(c.vectors[sample], 32)
+        for name, stored, row_bytes in (
+            ("float16", vectors, DIM * 2),
+            ("opq32", StoredRows(codes.encode(c.vectors), codes, DIM), codes.width),
+        ):
             same, _, gap = agreement(exact, stored, exact, c.vectors, c, args.exact_queries)
-            mb_per_hour = DIM * bytes_per * 3600 / HOP_S / 1e6
+            mb_per_hour = row_bytes * 3600 / HOP_S / 1e6
             print(f"{name:>8}: {same:.1%} agreement, max |score gap| {gap:.4f}, {mb_per_hour:.2f} MB/hour")
         store.close()
 

@@ -63,7 +63,7 @@ def same_fingerprints(a: Path, b: Path) -> str:
     with Database.open(a) as x, Database.open(b) as y:
         if [(s.path, s.sha, s.count) for s in x.songs] != [(s.path, s.sha, s.count) for s in y.songs]:
             return "songs DIFFER"
-        gap = float(np.max(np.abs(np.asarray(x.vectors, np.float32) - y.vectors), initial=0.0))
+        gap = float(np.max(np.abs(np.asarray(x.vectors[:], np.float32) - y.vectors[:]), initial=0.0))
         return "identical fingerprints" if gap == 0 else f"max fingerprint difference {gap:.2g}"
 
 

@@ -203,6 +203,10 @@ class TrainConfig:
         )
 
 
+# How a database keeps the fingerprints that re-scoring reads (fpkit.db.rescore).
+RescoreMode = Literal["float16", "opq32"]
+
+
 @dataclass
 class InferenceConfig:
     """How the network is run while fingerprinting (index, generate, search, monitor, eval): a run's choice."""
@@ -223,6 +227,9 @@ class IndexConfig:
     exact_below: int = 20000  # vectors; fewer than this are searched exactly
     pq_m: int = 64  # sub-quantizers of the "auto" IVF-PQ (4 bits each: pq_m / 2 bytes per vector)
     on_disk: bool = False  # inverted lists in a memory-mapped file, for databases beyond memory
+    # Stored fingerprints: "float16" as they are (256 bytes each), "opq32" as 32 bytes of
+    # optimized product-quantizer codes; a database that holds codes keeps them.
+    rescore: RescoreMode = "float16"
 
     def validate(self) -> None:
         _require(self.factory.strip() != "", "factory", "must be a FAISS factory string or 'auto'")

@@ -65,7 +65,7 @@ def table(folder: Path) -> list[dict]:
 
 def vectors(folder: Path) -> np.ndarray:
     with Database.open(folder) as db:
-        return np.array(db.vectors)
+        return np.array(db.vectors[:])
 
 
 def test_ray_writes_the_fingerprints_the_local_path_writes(tmp_path: Path, setup) -> None:

@@ -56,6 +56,15 @@ def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
     assert len({a.song for a in found}) == len(found)  # one alignment per song
 
 
+def test_a_query_copy_without_index_hits_proposes_nothing() -> None:
+    """A fast-scan index finds no rows (-1) for a copy whose segments are all blank (zero vectors)."""
+    stored = np.eye(8, dtype=np.float32)
+    nowhere = faiss.IndexIDMap(faiss.IndexFlatIP(8))  # finds nothing for any query
+    query = QueryPrints(np.array([0.0]), [stored[2:4]])
+    songs = SongTable(np.array([0]), np.array([8]))
+    assert sequence_search(nowhere, stored, songs, query, 0.5, segment_k=3, max_candidates=10) == []
+
+
 def test_clean_excerpts_are_found_at_their_offsets(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
     searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
     errors = []

@@ -161,8 +161,19 @@ def report_and_exit(report: AddReport, db: Database) -> None:
     err_console.print(
         f"{db.root}: stored {len(report.stored)} new songs ({report.rows} segments), "
         f"skipped {len(report.skipped)} already stored, {len(report.failed)} failed; "
-        f"now {len(db.songs)} songs, {db.rows} segments",
+        f"now {len(db.songs)} songs, {db.rows} segments kept as {_kept_as(db)}",
         soft_wrap=True,
     )
     if report.failed:
         raise typer.Exit(code=SOME_FAILED)
+
+
+def _kept_as(db: Database) -> str:
+    """What the stored fingerprints are: "float16", "opq32 codes", or float16 until a codebook can be trained."""
+    from fpkit.db.rescore import FLOAT16, TRAIN_ROWS
+
+    if db.kept_as != FLOAT16:
+        return f"{db.kept_as} codes"
+    if db.rescore != FLOAT16:
+        return f"float16 ({db.rescore} codes from {TRAIN_ROWS} segments on)"
+    return FLOAT16

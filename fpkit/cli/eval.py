@@ -172,7 +172,8 @@ def _show(report: EvalReport) -> None:
     s = report.settings
     err_console.print(
         f"model {s.model_id}; database {s.database}: {s.database_songs} songs, {s.database_segments} fingerprints, "
-        f"index {s.index}" + (f" (built in {report.index_s:.1f} s)" if report.index_s > 0.05 else "")
+        f"index {s.index}, re-scored from {s.rescore}"
+        + (f" (built in {report.index_s:.1f} s)" if report.index_s > 0.05 else "")
     )
     for result in report.results:
         err_console.print(metrics_table(result))

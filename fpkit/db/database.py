@@ -22,6 +22,7 @@ import torch
 from fpkit.audio import AudioError, find_audio_files
 from fpkit.config import Config, IndexConfig, InferenceConfig, run_overrides
 from fpkit.db.index import check_index_config, read_index, update_index
+from fpkit.db.rescore import Fingerprints, keep_rows_as
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.db.workers import fingerprint_files
 from fpkit.fingerprint import Song, fingerprint_song
@@ -302,6 +303,11 @@ class Database:
         return int(meta["rows"]) if meta else 0
 
     @property
+    def kept_as(self) -> str:
+        """How the fingerprints are kept for re-scoring (`index.rescore`): "float16" or codes such as "opq32"."""
+        return self._store.kept_as
+
+    @property
     def index_factory(self) -> str:
         """The FAISS factory string of the index; "" before there is one."""
         meta = self._store.index_meta
@@ -313,9 +319,14 @@ class Database:
         return self._store.model_path
 
     @property
-    def vectors(self) -> np.ndarray:
-        """Every stored fingerprint (rows, d) float16, memory-mapped; row ids are the index's ids."""
+    def vectors(self) -> Fingerprints:
+        """Every stored fingerprint (rows, d), read (and decoded) as indexed; row ids are the index's ids."""
         return self._store.vectors
+
+    @property
+    def rescore(self) -> str:
+        """The `index.rescore` this database keeps its rows as once it can (codes from `TRAIN_ROWS` rows on)."""
+        return self._store.rescore
 
     def song_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """First row (S,) and row count (S,) of every song, in the order of `songs` (first rows ascend)."""
@@ -467,11 +478,12 @@ class Database:
         return report
 
     def update_index(self, config: IndexConfig, progress: Progress | None = None) -> None:
-        """Index every stored row (see `fpkit.db.index.update_index`) and commit.
+        """Index every stored row (see `fpkit.db.index.update_index`), keep rows as `config.rescore` asks, and commit.
 
         `progress` counts the rows indexed, in one phase ("indexing"), when there are any to index.
         """
         self._store.set_index(update_index(self._store, config, progress or SILENT))
+        keep_rows_as(self._store, config.rescore)  # after indexing: a new index is built from float16 rows
         self._store.commit()
 
 

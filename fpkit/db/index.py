@@ -28,6 +28,7 @@ from faiss.contrib.ondisk import merge_ondisk
 
 from fpkit.atomic import atomic_write
 from fpkit.config import IndexConfig
+from fpkit.db.rescore import check_rescore
 from fpkit.db.store import Store, StoreDamaged
 from fpkit.errors import FpkitError
 from fpkit.progress import SILENT, Progress
@@ -141,6 +142,9 @@ def check_index_config(config: IndexConfig, dim: int) -> None:
     Cheap (it builds an empty index), so commands call it before any work. "auto" plans its
     IVF-PQ when a database grows that large (`plan_index`).
     """
+    problem = check_rescore(config.rescore, dim)
+    if problem is not None:
+        raise IndexConfigError(f"index.rescore={config.rescore}: {problem}")
     if config.factory == "auto":
         return
     setting = f"index.factory={config.factory!r}"

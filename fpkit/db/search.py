@@ -22,6 +22,7 @@ from fpkit.audio import load_audio
 from fpkit.config import InferenceConfig, SearchConfig
 from fpkit.db.database import Database
 from fpkit.db.index import set_nprobe
+from fpkit.db.rescore import Fingerprints
 from fpkit.fingerprint import QueryPrints, SilentAudio, check_usable, query_prints
 from fpkit.model import LoadedModel
 
@@ -63,7 +64,7 @@ class SongTable:
 
 def sequence_search(
     index: faiss.Index,
-    vectors: np.ndarray,
+    vectors: Fingerprints,
     songs: SongTable,
     query: QueryPrints,
     hop_s: float,
@@ -72,7 +73,8 @@ def sequence_search(
 ) -> list[Alignment]:
     """The best alignment in each song that any query segment hit, best first.
 
-    `vectors` (rows, d) are the stored fingerprints (any float dtype) the index's ids point at.
+    `vectors` (rows, d) are the stored fingerprints the index's ids point at (any float dtype, or a
+    store's rows, which decode as they are read).
     Per query copy at most `max_candidates` starts are scored, those whose hits add up to the
     highest similarity: a start proposed by many segments comes first, one stray hit last.
     """
@@ -103,14 +105,14 @@ def sequence_search(
 
 
 def _alignment_scores(
-    prints: np.ndarray, vectors: np.ndarray, songs: SongTable, song: np.ndarray, start: np.ndarray
+    prints: np.ndarray, vectors: Fingerprints, songs: SongTable, song: np.ndarray, start: np.ndarray
 ) -> np.ndarray:
     """Mean similarity (c,) of the query `prints` (n, d) placed at row `start` (c,) of `song` (c,)."""
     n = prints.shape[0]
     local = start[:, None] + np.arange(n)[None, :]  # (c, n)
     inside = (local >= 0) & (local < songs.counts[song][:, None])
     rows = np.where(inside, songs.first_rows[song][:, None] + local, 0)
-    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)  # (c, n, d)
+    stored = np.asarray(vectors[rows.ravel()], dtype=np.float32).reshape(*rows.shape, prints.shape[1])  # (c, n, d)
     similarity = np.einsum("cnd,nd->cn", stored, prints)
     return np.where(inside, similarity, 0.0).sum(axis=1) / n
 

@@ -5,6 +5,8 @@ A store is a folder:
     manifest.json          what is committed: row and song counts, file names, model id, index
     model.pt               a copy of the checkpoint, so the folder is self-contained
     vectors-<gen>.f16      (rows, d) float16, row-major, append-only
+    vectors-<gen>.opq<m>   or (rows, m) uint8 optimized product-quantizer codes (`fpkit.db.rescore`)
+    codebook-<gen>.npz     their codebook: rotation (d, d), centroids (m, 256, d / m), float32
     files-<gen>.jsonl      one `FileRecord` per song, append-only
     index-<n>.faiss        the FAISS index over the rows (see `fpkit.db.index`), when there is one
 
@@ -29,7 +31,8 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
+import zipfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,17 +40,28 @@ import numpy as np
 
 from fpkit.atomic import TMP_SUFFIX, atomic_write
 from fpkit.config import AudioConfig
+from fpkit.db.rescore import (
+    CENTROIDS,
+    ENCODE_BLOCK,
+    FLOAT16,
+    RESCORE_MODES,
+    Float16Rows,
+    OPQCodes,
+    RowCodec,
+    StoredRows,
+    code_width,
+)
 from fpkit.errors import FpkitError
 from fpkit.interrupt import uninterruptible
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
+CODES_FORMAT = 2  # a store of opq codes: fpkit versions from before them refuse it instead of misreading its rows
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.pt"
 LOCK_FILE = ".lock"
-VECTOR_DTYPE = np.dtype(np.float16)  # see docs/database.md: re-scores like float32 at half the bytes
-_GENERATED_PREFIXES = ("vectors-", "files-", "index-")
+_GENERATED_PREFIXES = ("vectors-", "files-", "index-", "codebook-")
 _MANIFEST_TYPES: dict[str, type | tuple[type, ...]] = {
     "model_id": str,
     "model_file": str,
@@ -91,6 +105,7 @@ class Survey:
     line_ends: list[int]  # bytes of the files table up to the end of each intact song's line
     prefix: bool  # the intact songs are the table's first lines, with rows contiguous from 0
     held_rows: int  # whole fingerprint rows in the vectors file (the manifest's count at most)
+    codec: RowCodec | None  # how the rows are kept; None when the codebook they need is unreadable
     lost: list[str]  # paths of the songs whose record is readable but whose rows are not stored whole
     unreadable: list[int]  # files-table lines (from 1) that are not a song record
     index_damaged: bool  # an index file is missing, or the index counts rows that are not stored
@@ -114,14 +129,17 @@ class Salvage:
 class Store:
     """Fingerprints and files of one folder; open read-only, or writable under the lock."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[bytes] | None, files: list[FileRecord]) -> None:
+    def __init__(
+        self, root: Path, manifest: dict[str, Any], lock: IO[bytes] | None, files: list[FileRecord], codec: RowCodec
+    ) -> None:
         self.root = root
         self.manifest = manifest
         self._lock = lock
+        self._codec = codec
         self.files = list(files)
         self._by_sha = {f.sha: f for f in self.files}
         self._by_path = {f.path: f for f in self.files}
-        self._vectors: np.ndarray | None = None
+        self._vectors: StoredRows | None = None
         self._out: IO[bytes] | None = None
         self._table: IO[str] | None = None
 
@@ -144,7 +162,9 @@ class Store:
             "segment_s": audio.segment_s,
             "hop_s": audio.hop_s,
             "dim": dim,
-            "dtype": VECTOR_DTYPE.name,
+            "dtype": FLOAT16,
+            "rescore": FLOAT16,
+            "codebook": None,
             "vectors": f"vectors-{gen}.f16",
             "files": f"files-{gen}.jsonl",
             "rows": 0,
@@ -152,7 +172,7 @@ class Store:
             "files_bytes": 0,
             "index": None,
         }
-        store = cls(root, manifest, lock, [])
+        store = cls(root, manifest, lock, [], Float16Rows(dim))
         store.commit()
         return store
 
@@ -175,7 +195,8 @@ class Store:
             if lock is not None:
                 lock.close()
             raise
-        store = cls(root, manifest, lock, found.intact)
+        assert found.codec is not None  # an unreadable codebook is a problem
+        store = cls(root, manifest, lock, found.intact, found.codec)
         if writable:
             store._truncate_to_manifest()
         return store
@@ -196,7 +217,9 @@ class Store:
         try:
             manifest = read_manifest(root)
             found = survey(root, manifest)
-            store = cls(root, manifest, lock, found.intact)
+            if found.codec is None:  # no row can be read without it: every song is lost, and starts over as float16
+                manifest["codebook"] = None
+            store = cls(root, manifest, lock, found.intact, found.codec or Float16Rows(int(manifest["dim"])))
             return store._keep(found, keep_songs)
         except BaseException:
             lock.close()
@@ -206,15 +229,15 @@ class Store:
         """Make this store hold the intact songs of `found` (or none), uncommitted."""
         rows_before, meta = self.rows, self.index_meta
         if not keep_songs:
-            self.start_over()  # asked for: nothing counts as lost
-        elif found.prefix:
+            self.start_over(keep_codebook=False)  # asked for: nothing counts as lost
+        elif found.prefix and found.codec is not None:
             kept_bytes = found.line_ends[-1] if found.intact else 0
             self.manifest.update(rows=sum(f.count for f in self.files), songs=len(self.files), files_bytes=kept_bytes)
         else:
-            old = self.read_rows(0, found.held_rows)  # the current generation, before starting over
-            self.start_over()
+            old = self._stored(0, found.held_rows)  # the current generation as kept, before starting over
+            self.start_over(keep_codebook=True)  # the rows are copied as they are
             for f in found.intact:
-                self.append(f.path, f.duration_s, f.sha, f.size, f.mtime_ns, old[f.first_row : f.first_row + f.count])
+                self._append(replace(f, first_row=self.rows), old[f.first_row : f.first_row + f.count])
         moved = found.index_damaged or not found.prefix or not keep_songs
         if meta is not None and (moved or int(meta["rows"]) > self.rows):
             self.set_index(None)
@@ -273,25 +296,39 @@ class Store:
         return dict(meta) if meta else None
 
     @property
-    def vectors(self) -> np.ndarray:
-        """All rows (rows, d) float16, memory-mapped; includes rows appended but not yet committed."""
+    def rescore(self) -> str:
+        """What the rows are to be kept as (`index.rescore`); databases from before the setting hold float16."""
+        return str(self.manifest.get("rescore", FLOAT16))
+
+    @property
+    def kept_as(self) -> str:
+        """What the rows are kept as now: float16 until an `opq` store has trained its codebook, then `rescore`."""
+        return self._codec.mode
+
+    @property
+    def vectors(self) -> StoredRows:
+        """All rows, (rows, d) when indexed, memory-mapped; includes rows appended but not yet committed."""
         if self._vectors is None:
-            self._vectors = self.read_rows(0, self.rows)
+            self._vectors = StoredRows(self._stored(0, self.rows), self._codec, self.dim)
         return self._vectors
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as a read-only memory map (stop - start, d) float16."""
+        """Fingerprints of rows [start, stop), (stop - start, d): float16 memory-mapped, or decoded codes."""
+        return self._codec.decode(self._stored(start, stop))
+
+    def _stored(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) as kept, (stop - start, width), a read-only memory map."""
+        codec = self._codec
         if stop <= start:
-            return np.zeros((0, self.dim), dtype=VECTOR_DTYPE)
+            return np.zeros((0, codec.width), dtype=codec.dtype)
         if self._out is not None:
             self._out.flush()
-        row_bytes = self.dim * VECTOR_DTYPE.itemsize
         return np.memmap(
             self.root / self.manifest["vectors"],
-            dtype=VECTOR_DTYPE,
+            dtype=codec.dtype,
             mode="r",
-            offset=start * row_bytes,
-            shape=(stop - start, self.dim),
+            offset=start * codec.width * codec.dtype.itemsize,
+            shape=(stop - start, codec.width),
         )
 
     def song_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -316,38 +353,65 @@ class Store:
         self, path: str, duration_s: float, sha: str, size: int, mtime_ns: int, prints: np.ndarray
     ) -> FileRecord:
         """Write one song's fingerprints (n, d); visible to readers after `commit`."""
-        self._require_writable()
         if prints.ndim != 2 or prints.shape[1] != self.dim:
             raise StoreError(f"{self.root}: expected fingerprints of shape (n, {self.dim}), got {prints.shape}")
+        record = FileRecord(path, duration_s, self.rows, int(prints.shape[0]), sha, size, mtime_ns)
+        self._append(record, self._codec.encode(prints))
+        return record
+
+    def _append(self, record: FileRecord, stored: np.ndarray) -> None:
+        """Write a song's record and its rows as kept (n, width)."""
+        self._require_writable()
         if self._out is None:
             self._out = open(self.root / self.manifest["vectors"], "ab")  # noqa: SIM115 - held across appends
             self._table = open(self.root / self.manifest["files"], "a", encoding="utf-8")  # noqa: SIM115
         assert self._table is not None
-        record = FileRecord(path, duration_s, self.rows, int(prints.shape[0]), sha, size, mtime_ns)
-        self._out.write(np.ascontiguousarray(prints, dtype=VECTOR_DTYPE).tobytes())
+        self._out.write(np.ascontiguousarray(stored).tobytes())
         line = json.dumps(asdict(record)) + "\n"
         self._table.write(line)
         self.files.append(record)
-        self._by_sha[sha] = record
-        self._by_path[path] = record
+        self._by_sha[record.sha] = record
+        self._by_path[record.path] = record
         self.manifest["rows"] = self.rows + record.count
         self.manifest["songs"] = len(self.files)
         self.manifest["files_bytes"] = int(self.manifest["files_bytes"]) + len(line.encode("utf-8"))
         self._vectors = None
-        return record
 
     def set_index(self, meta: dict[str, Any] | None) -> None:
         """Point the manifest at an index (its files already written); takes effect on `commit`."""
         self._require_writable()
         self.manifest["index"] = meta
 
-    def start_over(self) -> None:
-        """Forget every song and the index; the old files stay valid until `commit`."""
+    def set_rescore(self, mode: str) -> None:
+        """Record what the rows are to be kept as (`fpkit.db.rescore.keep_rows_as`); takes effect on `commit`."""
+        self._require_writable()
+        self.manifest["rescore"] = mode
+
+    def encode_rows(self, codec: OPQCodes) -> None:
+        """Keep every row as `codec`'s codes from now on; written under new names, in effect at `commit`."""
+        self._require_writable()
+        gen = _new_generation()
+        vectors, codebook = f"vectors-{gen}.{codec.mode}", f"codebook-{gen}.npz"
+        with atomic_write(self.root / codebook, ".npz") as tmp:
+            np.savez(tmp, rotation=codec.rotation, centroids=codec.centroids)
+        with atomic_write(self.root / vectors) as tmp, open(tmp, "wb") as out:
+            for a in range(0, self.rows, ENCODE_BLOCK):
+                out.write(codec.encode(self.read_rows(a, min(self.rows, a + ENCODE_BLOCK))).tobytes())
+        self.close_writers()
+        self.manifest.update(vectors=vectors, codebook=codebook, dtype=codec.dtype.name, rescore=codec.mode)
+        self._codec, self._vectors = codec, None
+
+    def start_over(self, keep_codebook: bool) -> None:
+        """Forget every song and the index, and the codebook unless kept; the old files stay valid until `commit`."""
         self._require_writable()
         self.close_writers()
         gen = _new_generation()
+        if not keep_codebook:
+            self._codec = Float16Rows(self.dim)
+            self.manifest.update(codebook=None, dtype=FLOAT16)
+        suffix = "f16" if self.kept_as == FLOAT16 else self.kept_as
         self.manifest.update(
-            vectors=f"vectors-{gen}.f16", files=f"files-{gen}.jsonl", rows=0, songs=0, files_bytes=0, index=None
+            vectors=f"vectors-{gen}.{suffix}", files=f"files-{gen}.jsonl", rows=0, songs=0, files_bytes=0, index=None
         )
         self.files, self._by_sha, self._by_path, self._vectors = [], {}, {}, None
 
@@ -362,6 +426,7 @@ class Store:
             if handle is not None:
                 handle.flush()
                 os.fsync(handle.fileno())
+        self.manifest["format"] = STORE_FORMAT if self.kept_as == FLOAT16 else CODES_FORMAT
         _atomic_write_json(self.root / MANIFEST, self.manifest)
         self._truncate_to_manifest()  # bytes a salvage cut off
         self._collect_garbage()
@@ -379,7 +444,7 @@ class Store:
     def _truncate_to_manifest(self) -> None:
         """Cut off what an interrupted writer appended after the last commit."""
         for name, size in (
-            ("vectors", self.rows * self.dim * VECTOR_DTYPE.itemsize),
+            ("vectors", self.rows * self._codec.width * self._codec.dtype.itemsize),
             ("files", int(self.manifest["files_bytes"])),
         ):
             path = self.root / self.manifest[name]
@@ -389,7 +454,7 @@ class Store:
                     f.truncate(size)
 
     def _collect_garbage(self) -> None:
-        keep = {self.manifest["vectors"], self.manifest["files"]}
+        keep = {self.manifest["vectors"], self.manifest["files"], self.manifest.get("codebook")}
         keep.update((self.manifest.get("index") or {}).get("files", []))
         for path in self.root.iterdir():
             stale = path.name.startswith(_GENERATED_PREFIXES) and path.name not in keep
@@ -407,7 +472,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise StoreError(f"{path}: unreadable manifest ({err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in (STORE_FORMAT, CODES_FORMAT):
         raise StoreError(f"{path}: unknown database format")
     index = manifest.get("index")
     index_ok = index is None or (
@@ -417,6 +482,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
         value = manifest.get(key)
         if not isinstance(value, kind) or isinstance(value, bool) or (key == "index" and not index_ok):
             raise StoreError(f"{path}: unreadable manifest (no valid {key!r}); index the songs again into a new folder")
+    rescore, codebook = manifest.get("rescore", FLOAT16), manifest.get("codebook")
+    if rescore not in RESCORE_MODES or not (codebook is None or (isinstance(codebook, str) and code_width(rescore))):
+        raise StoreError(f"{path}: keeps its rows as {rescore!r} with codebook {codebook!r}, unknown to this fpkit")
     return manifest
 
 
@@ -425,12 +493,16 @@ def survey(root: Path, manifest: dict[str, Any]) -> Survey:
     rows, songs, want = int(manifest["rows"]), int(manifest["songs"]), int(manifest["files_bytes"])
     problems: list[str] = []
     vectors = root / manifest["vectors"]
-    row_bytes = int(manifest["dim"]) * VECTOR_DTYPE.itemsize
-    held = min(rows, vectors.stat().st_size // row_bytes) if vectors.exists() else 0
-    if not vectors.exists() and rows:
-        problems.append(f"{vectors}: missing (the manifest counts {rows} fingerprint rows)")
-    elif held < rows:
-        problems.append(f"{vectors}: holds {held} of the {rows} fingerprint rows the manifest counts (cut short)")
+    codec, held = _row_codec(root, manifest), 0
+    if codec is None:
+        problems.append(f"{root / manifest['codebook']}: missing or unreadable (the codebook of the stored codes)")
+    else:
+        row_bytes = codec.width * codec.dtype.itemsize
+        held = min(rows, vectors.stat().st_size // row_bytes) if vectors.exists() else 0
+        if not vectors.exists() and rows:
+            problems.append(f"{vectors}: missing (the manifest counts {rows} fingerprint rows)")
+        elif held < rows:
+            problems.append(f"{vectors}: holds {held} of the {rows} fingerprint rows the manifest counts (cut short)")
     table = root / manifest["files"]
     data = b""
     if table.exists():
@@ -485,7 +557,24 @@ def survey(root: Path, manifest: dict[str, Any]) -> Survey:
     model = root / manifest["model_file"]
     if not model.exists():
         problems.append(f"{model}: missing (the database's copy of its model)")
-    return Survey(intact, line_ends, prefix, held, lost, unreadable, index_damaged, not model.exists(), problems)
+    return Survey(intact, line_ends, prefix, held, codec, lost, unreadable, index_damaged, not model.exists(), problems)
+
+
+def _row_codec(root: Path, manifest: dict[str, Any]) -> RowCodec | None:
+    """How the manifest's rows are kept; None when the codebook it names cannot be read."""
+    dim, name = int(manifest["dim"]), manifest.get("codebook")
+    if name is None:
+        return Float16Rows(dim)
+    width = code_width(str(manifest["rescore"]))
+    try:
+        with np.load(root / name, allow_pickle=False) as codebook:
+            rotation, centroids = codebook["rotation"], codebook["centroids"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing, cut short, not ours
+        return None
+    shapes = {rotation.shape: (dim, dim), centroids.shape: (width, CENTROIDS, dim // width)}
+    if rotation.dtype != np.float32 or centroids.dtype != np.float32 or any(a != b for a, b in shapes.items()):
+        return None
+    return OPQCodes(rotation, centroids)
 
 
 def damage_message(root: Path, manifest: dict[str, Any], found: Survey) -> str:

@@ -47,6 +47,7 @@ class EvalSettings:
     database_songs: int
     database_segments: int  # stored fingerprints
     index: str  # FAISS factory string of the database's index
+    rescore: str  # what its fingerprints are kept as for re-scoring: float16, or opq32 codes
     lengths_s: list[float] | None  # query lengths; None: whole recordings
     protocols: list[str]
     sample_rate: int  # Hz, the model's

@@ -498,6 +498,7 @@ def _settings(
         database_songs=len(opened.db.songs),
         database_segments=opened.db.rows,
         index=opened.db.index_factory,
+        rescore=opened.db.kept_as,
         lengths_s=lengths_s,
         protocols=list(protocols),
         sample_rate=audio.sample_rate,

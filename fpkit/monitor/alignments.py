@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fpkit.db.rescore import Fingerprints
 from fpkit.db.search import SongTable
 
 TYPICAL_QUANTILE = 0.9  # a segment's typical similarity to a song: this quantile of its similarities to the rows
@@ -56,7 +57,7 @@ def candidate_alignments(
 
 
 def alignment_similarities(
-    prints: np.ndarray, segments: np.ndarray, alignments: Alignments, vectors: np.ndarray, songs: SongTable
+    prints: np.ndarray, segments: np.ndarray, alignments: Alignments, vectors: Fingerprints, songs: SongTable
 ) -> np.ndarray:
     """Similarity (K, n) of each segment of `prints` (n, d) to the stored row each alignment gives it.
 

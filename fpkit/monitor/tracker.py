@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fpkit.config import AudioConfig, SearchConfig
+from fpkit.db.rescore import Fingerprints
 from fpkit.db.search import SongTable, lead_scores
 from fpkit.monitor.alignments import Alignments, alignment_similarities, candidate_alignments, typical_similarity
 from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, switch_costs
@@ -113,7 +114,7 @@ class SpanTracker:
 
     def __init__(
         self,
-        vectors: np.ndarray,
+        vectors: Fingerprints,
         songs: SongTable,
         song_durations_s: np.ndarray,
         audio: AudioConfig,
