@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -11,6 +11,13 @@ from fpkit.monitor.alignments import Alignments
 
 SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or between two alignments
 JUMP_PENALTY = 4.0  # cost of a jump between two alignments of one song (`switch_costs`)
+
+
+def label_runs(labels: np.ndarray) -> Iterator[tuple[int, int]]:
+    """The runs of equal labels in `labels` (n,): (start, stop) of each, in order."""
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+        yield int(a), int(b)
 
 
 def switch_costs(alignments: Alignments) -> np.ndarray:
@@ -72,8 +79,7 @@ def bridge_to_song_ends(
     onwards, as `best_path` returns them.
     """
     out = labels.copy()
-    cuts = np.flatnonzero(np.diff(labels)) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+    for a, b in label_runs(labels):
         label = int(labels[a])
         if label < 0:
             continue
@@ -101,12 +107,11 @@ def extend_runs(
     sum, when it is at least `min_segments` long.
     """
     out = labels.copy()
-    cuts = np.flatnonzero(np.diff(labels)) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+    for a, b in label_runs(labels):
         label = int(labels[a])
         if label < 0:
             continue
-        for step, edge in ((1, int(b)), (-1, int(a) - 1)):
+        for step, edge in ((1, b), (-1, a - 1)):
             free: list[int] = []
             t = edge
             while 0 <= t < len(labels) and len(free) < max_segments and labels[t] == -1 and out[t] == -1:

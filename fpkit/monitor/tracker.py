@@ -11,7 +11,7 @@ from fpkit.config import AudioConfig, SearchConfig
 from fpkit.db.rescore import Fingerprints
 from fpkit.db.search import SongTable, lead_scores
 from fpkit.monitor.alignments import Alignments, alignment_similarities, candidate_alignments, typical_similarity
-from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, switch_costs
+from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, label_runs, switch_costs
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
 # A segment on an alignment earns (similarity - SEGMENT_LEVEL). At 0.65 a segment clears the level
@@ -260,8 +260,7 @@ class SpanTracker:
 
     def _commit(self, labels: np.ndarray, found: Alignments, sims: np.ndarray) -> list[Span]:
         spans: list[Span] = []
-        cuts = np.flatnonzero(np.diff(labels)) + 1
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+        for a, b in label_runs(labels):
             label = int(labels[a])
             run = self._open
             if label < 0:
@@ -273,11 +272,11 @@ class SpanTracker:
             if run is None or run.song != song or abs(diag - run.last_diag) > 1:
                 if run is not None:
                     spans += self._close(run)
-                run = self._open = _OpenSpan(song, self._origin + int(a), diag)
+                run = self._open = _OpenSpan(song, self._origin + a, diag)
             run.last_diag = diag
             run.diags.append(np.full(b - a, diag, dtype=np.int64))
-            run.sims.append(self._neighbour_sims(song, diag, int(a), int(b), sims[label, a:b]))
-            run.counted.append(self._scanned[a:b] & self._heard_segments(song, diag, int(a), int(b)))
+            run.sims.append(self._neighbour_sims(song, diag, a, b, sims[label, a:b]))
+            run.counted.append(self._scanned[a:b] & self._heard_segments(song, diag, a, b))
             run.segments += int(b - a)
             if self.search.lead_weight > 0:
                 run.prints.append(self._prints[a:b])
