@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ AHEAD = 2  # finished songs a worker may hold before the caller takes them
 POLL_S = 0.5  # how often a worker waiting on a full queue checks whether it should stop
 
 
-class _Crash(Generic[T]):
+class _Crash:
     """An unexpected exception in a worker, re-raised in the caller."""
 
     def __init__(self, error: BaseException) -> None:
@@ -53,7 +53,7 @@ def fingerprint_files(
                 yield path, _attempt(fingerprint, path, blocks)
         return
     stop = threading.Event()
-    queues: list[queue.Queue[T | AudioError | _Crash[T]]] = [queue.Queue(AHEAD) for _ in range(workers)]
+    queues: list[queue.Queue[T | AudioError | _Crash]] = [queue.Queue(AHEAD) for _ in range(workers)]
     threads = [
         threading.Thread(target=_work, args=(paths[w::workers], sample_rate, fingerprint, queues[w], stop), daemon=True)
         for w in range(workers)
@@ -92,7 +92,7 @@ def _work(
     paths: list[Path],
     sample_rate: int,
     fingerprint: Callable[[Path, Iterator[np.ndarray]], T],
-    out: queue.Queue[T | AudioError | _Crash[T]],
+    out: queue.Queue[T | AudioError | _Crash],
     stop: threading.Event,
 ) -> None:
     try:
@@ -113,7 +113,7 @@ def _until(stop: threading.Event, blocks: Iterator[np.ndarray]) -> Iterator[np.n
         yield block
 
 
-def _put(out: queue.Queue[T | AudioError | _Crash[T]], item: T | AudioError | _Crash[T], stop: threading.Event) -> None:
+def _put(out: queue.Queue[T | AudioError | _Crash], item: T | AudioError | _Crash, stop: threading.Event) -> None:
     """Wait for room in `out` unless the caller has stopped taking results."""
     while not stop.is_set():
         with contextlib.suppress(queue.Full):
