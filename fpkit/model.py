@@ -25,6 +25,10 @@ from fpkit.features import LogMelSpectrogram, frontend_flops, n_frames
 
 CHECKPOINT_FORMAT = 1
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"  # shipped model
+# Fingerprinting runs a block on at most this many bytes of activations at once: the first
+# blocks' activations (256 kB a segment for the default model) then stay in cache, where a
+# whole batch of them ran 1.3-1.6 times slower on a 2-core EPYC.
+CACHE_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,23 @@ def _conv_out(size: int, stride: int) -> int:
     return (size - 1) // stride + 1  # kernel 3, padding 1
 
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"elu": F.elu, "relu": F.relu}
+# In place: the convolution's output is needed by nothing else, and a new tensor per call costs
+# a pass over memory.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"elu": F.elu_, "relu": torch.relu_}
+
+
+def centre_tap(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)` for a kernel-3 convolution along an axis of extent 1 (input (B, C, F, T)).
+
+    Its outer taps meet only the zero padding, so the convolution is one matrix product with
+    the centre tap: a single GEMM where the small late blocks spent most of their time in the
+    general convolution (2.5-3.5 ms against 0.4-1.0 ms for a batch of 32).
+    """
+    b, c, f, t = x.shape
+    # (C_out, C_in), the kernel being (1, 3) or (3, 1); copied, as BLAS multiplies a strided matrix 4 times slower.
+    weight = conv.weight.flatten(2)[:, :, 1].contiguous()
+    y = F.linear(x.reshape(b, c, f * t).transpose(1, 2), weight, conv.bias)  # (B, F*T, C_out)
+    return y.transpose(1, 2).reshape(b, -1, f, t)
 
 
 class SeparableConvBlock(nn.Module):
@@ -81,10 +101,15 @@ class SeparableConvBlock(nn.Module):
         self.conv_freq = nn.Conv2d(c_out, c_out, (3, 1), stride=(f_stride, 1), padding=(1, 0))
         self.norm_freq = nn.LayerNorm([c_out, f2, t1])
         self.shape_out = (f2, t1)
+        self.activation_bytes = 4 * c_out * f * t1  # per segment in float32, the larger of its two
+        self.time_centre = t == 1
+        self.freq_centre = f == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm_time(self.activation(self.conv_time(x)))
-        return self.norm_freq(self.activation(self.conv_freq(x)))
+        x = centre_tap(self.conv_time, x) if self.time_centre else self.conv_time(x)
+        x = self.norm_time(self.activation(x))
+        x = centre_tap(self.conv_freq, x) if self.freq_centre else self.conv_freq(x)
+        return self.norm_freq(self.activation(x))
 
 
 class DivideAndEncode(nn.Module):
@@ -129,6 +154,7 @@ class Fingerprinter(nn.Module):
             blocks.append(block)
             c_in, shape = c_out, block.shape_out
         self.encoder = nn.Sequential(*blocks)
+        self.chunks = [max(1, CACHE_BYTES // block.activation_bytes) for block in blocks]  # segments per call
         self.head = DivideAndEncode(c_in * shape[0] * shape[1], dims.emb_dim, dims.proj_units)
         if channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -142,8 +168,12 @@ class Fingerprinter(nn.Module):
         x = spec.unsqueeze(1)  # (B, 1, F, T)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x = self.encoder(x).flatten(1)  # (B, C * F' * T')
-        return F.normalize(self.head(x), dim=1)
+        if torch.is_grad_enabled():
+            x = self.encoder(x)  # training keeps every activation for the backward pass anyway
+        else:
+            for block, chunk in zip(self.encoder, self.chunks, strict=True):
+                x = block(x) if len(x) <= chunk else torch.cat([block(part) for part in x.split(chunk)])
+        return F.normalize(self.head(x.flatten(1)), dim=1)  # (B, C * F' * T') -> (B, d)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.embed(self.spectrogram(wave))

@@ -19,6 +19,7 @@ from fpkit.model import (
     ModelDims,
     SeparableConvBlock,
     build_model,
+    centre_tap,
     count_parameters,
     load_model,
     save_checkpoint,
@@ -113,6 +114,33 @@ def test_channels_last_gives_the_same_outputs(name: str) -> None:
         outputs = {cl: m(wave) for cl, m in models.items()}
     torch.testing.assert_close(outputs[True], outputs[False], atol=1e-5, rtol=1e-4)
     assert weights_id(models[True]) == weights_id(models[False])  # the id ignores memory layout
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "shape"),
+    [((1, 3), (1, 2), (4, 1)), ((1, 3), (1, 1), (1, 1)), ((3, 1), (2, 1), (1, 4)), ((3, 1), (1, 1), (1, 1))],
+)
+def test_centre_tap_equals_the_convolution_along_an_axis_of_extent_one(
+    kernel: tuple[int, int], stride: tuple[int, int], shape: tuple[int, int]
+) -> None:
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(6, 5, kernel, stride=stride, padding=(kernel[0] // 2, kernel[1] // 2))
+    x = torch.randn(3, 6, *shape)
+    torch.testing.assert_close(centre_tap(conv, x), conv(x))
+
+
+@pytest.mark.parametrize("name", ["paper", "default"])
+def test_fingerprinting_in_cache_sized_chunks_equals_one_pass(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = model_named(name)
+    spec = model.spectrogram(songs(9, model))
+    with torch.no_grad():
+        whole = model.embed(spec)  # every chunk at least one segment: never split below a segment
+        monkeypatch.setattr(model, "chunks", [2] * len(model.chunks))
+        chunked = model.embed(spec)
+    with torch.enable_grad():
+        training = model.embed(spec)  # the training path runs the batch in one pass
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(training.detach(), whole, atol=1e-5, rtol=1e-4)
 
 
 def test_divide_and_encode_equals_one_small_network_per_slice() -> None:
