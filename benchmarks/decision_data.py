@@ -8,7 +8,7 @@ and impulse responses. For each query the best alignment score of every song it 
 .npz file that `benchmarks/calibrate_decision.py` reads.
 
     python benchmarks/decision_data.py --db DB --known held-out/ --unknown other-music/ --unknown noise/ \\
-        --noise noise/ --ir ir/ --lengths 1,2,3,5,10 --count 300 --out decision.npz
+        --noise noise/ --ir ir/ --lengths 1,2,3,5,10 --count 300 [--unknown-count 1500] --out decision.npz
 """
 
 from __future__ import annotations
@@ -75,12 +75,19 @@ def main() -> None:
     parser.add_argument("--noise", required=True)
     parser.add_argument("--ir", required=True)
     parser.add_argument("--lengths", default="1,2,3,5,10")
-    parser.add_argument("--count", type=int, default=300, help="queries per length: known, and per unknown folder")
+    parser.add_argument("--count", type=int, default=300, help="known queries per length")
+    parser.add_argument(
+        "--unknown-count",
+        type=int,
+        help="queries per length from each unknown folder (default: --count); a 1 %% threshold rests on "
+        "the top 1 %% of them, 3 queries of 300",
+    )
     parser.add_argument("--keep", type=int, default=20, help="best song scores kept per query")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
     lengths = [float(x) for x in args.lengths.split(",")]
+    unknown_count = args.unknown_count or args.count
     with Database.open(args.db) as db:
         searcher = Searcher(db, db.load_model())
         config = searcher.model.config
@@ -94,7 +101,7 @@ def main() -> None:
             arrays[f"known_{i}"], arrays[f"right_{i}"] = ks, kr
             report = f"{seconds:g} s: known top-1 right {kr.mean():.1%}, best score p50 {np.nanmedian(ks[:, 0]):.3f}"
             for k, files in enumerate(unknown_files):
-                us, _ = collect(searcher, files, args.count, seconds, degrader, seed + 1 + k, args.keep)
+                us, _ = collect(searcher, files, unknown_count, seconds, degrader, seed + 1 + k, args.keep)
                 arrays[f"unknown_{i}_{k}"] = us
                 report += f"; unknown {k + 1} p99 {np.nanpercentile(us[:, 0], 99):.3f}"
             print(report, flush=True)
