@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from synth import make_song, write_audio
+from typer.testing import CliRunner
 
+from fpkit.cli.app import app
 from fpkit.config import Config, config_from_dict
 from fpkit.db import Database
 from fpkit.model import LoadedModel, build_model, load_model, save_checkpoint
@@ -45,3 +49,11 @@ def excerpt(wave: np.ndarray, start_s: float, length_s: float) -> np.ndarray:
 
 def loaded(path: Path) -> LoadedModel:
     return load_model(path)
+
+
+def search_finds(db: Path, song: Path, seed: int, song_s: float, start_s: float, folder: Path) -> None:
+    """`fpkit search` places a 5 s excerpt from `start_s` of synthetic song `seed`, stored as `song`, in `db`."""
+    clip = write_audio(folder / "clip.wav", excerpt(make_song(song_s, RATE, seed), start_s, 5.0), RATE)
+    found = CliRunner().invoke(app, ["search", str(clip), "--db", str(db), "--format", "jsonl"])
+    line = json.loads(found.stdout)
+    assert line["match"] == str(song) and abs(line["offset_s"] - start_s) < 0.25

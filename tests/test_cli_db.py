@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY
-from dbhelpers import RATE, SONG_S, db_config, excerpt, save_model
+from dbhelpers import RATE, SONG_S, db_config, excerpt, save_model, search_finds
 from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner
 
@@ -119,10 +119,7 @@ def test_generated_parts_merge_into_one_database(tmp_path: Path, setup) -> None:
         "--set", "index.factory=IVF2,Flat", "--set", "index.exact_below=0", "--set", "index.on_disk=true",
     )  # fmt: skip
     assert merged.exit_code == 0, merged.output
-    clip = write_audio(tmp_path / "clip.wav", excerpt(make_song(SONG_S, RATE, 1), 11.0, 5.0), RATE)
-    found = run("search", clip, "--db", db, "--format", "jsonl")
-    line = json.loads(found.stdout)
-    assert line["match"] == str(songs[1]) and abs(line["offset_s"] - 11.0) < 0.25
+    search_finds(db, songs[1], 1, SONG_S, 11.0, tmp_path)
 
 
 def test_table_output_is_for_people(tmp_path: Path, setup) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY
-from dbhelpers import RATE, db_config, excerpt, save_model
+from dbhelpers import RATE, db_config, save_model, search_finds
 from synth import make_song, write_audio, write_songs
 from typer.testing import CliRunner
 
@@ -88,10 +87,7 @@ def test_ray_output_merges_into_a_searchable_database(tmp_path: Path, setup) -> 
     db = tmp_path / "db"
     merged = run("index", "--db", db, "--merge", tmp_path / "part0", "--merge", tmp_path / "part1")
     assert merged.exit_code == 0, merged.output
-    clip = write_audio(tmp_path / "clip.wav", excerpt(make_song(SONG_S, RATE, 2), 4.0, 5.0), RATE)
-    found = run("search", clip, "--db", db, "--format", "jsonl")
-    line = json.loads(found.stdout)
-    assert line["match"] == str(songs[2]) and abs(line["offset_s"] - 4.0) < 0.25
+    search_finds(db, songs[2], 2, SONG_S, 4.0, tmp_path)
 
 
 def test_an_interrupted_run_keeps_its_songs_and_resumes(tmp_path: Path, setup) -> None:
