@@ -34,6 +34,14 @@ def test_shape_and_range(name: str, n_mels: int, batch: int) -> None:
     assert (spec == -1.0).any()
 
 
+@pytest.mark.parametrize("shape", [(2 * 8000,), (3, 8774), (2, 2, 8774)])
+def test_log_mel_is_torchaudios_mel_power_in_db(shape: tuple[int, ...]) -> None:
+    mel = frontend(load_config(CONFIG_DIR / "default.yaml"))
+    wave = torch.randn(shape)
+    expected = 10.0 * torch.log10(mel.mel(wave).clamp_min(1e-10))  # torchaudio's |X| ** 2, filterbank, dB
+    torch.testing.assert_close(mel.log_mel(wave), expected, atol=1e-4, rtol=0)
+
+
 def test_frames_per_segment() -> None:
     config = Config()
     assert n_frames(config.audio, config.features) == 32
