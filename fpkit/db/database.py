@@ -165,8 +165,7 @@ class Database:
             if repair:
                 report = cls.repair(root, loaded)
                 return OpenedDatabase(cls.open(root, writable=True), loaded, config, report)
-            salvage, _ = cls._salvage(root, loaded, keep_songs=False)
-            return OpenedDatabase(cls(salvage.store), loaded, config)
+            return OpenedDatabase(cls.open_or_create(root, loaded, rebuild=True), loaded, config)
         if writable and not cls.exists(root):
             loaded = load_model(model, device)
             config = _run_config(loaded, overrides, writable)
