@@ -126,12 +126,16 @@ class LossConfig:
     # extra negatives, from step `memory_start` on, when the network has stopped moving fast.
     memory: int = 0
     memory_start: int = 0
+    # > 0: the memory holds fingerprints of a momentum copy of the network (MoCo), whose weights
+    # move this close to their last value each step; 0: the network's own fingerprints.
+    momentum: float = 0.0
 
     def validate(self) -> None:
         _require(self.tau > 0, "tau", "must be positive")
         _require(self.margin > 0, "margin", "must be positive")
         _require(self.memory >= 0, "memory", "must be >= 0")
         _require(self.memory_start >= 0, "memory_start", "must be >= 0")
+        _require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
 
 
 @dataclass

@@ -75,13 +75,17 @@ def test_short_run_lowers_loss_and_beats_untrained_model(tiny_config: Config, so
     assert load_model(run / "best.pt").model.dims.emb_dim == 32
 
 
-@pytest.mark.parametrize("memory", [False, True], ids=["paper", "stream-framing-with-memory"])
+@pytest.mark.parametrize(
+    "memory, momentum",
+    [(False, 0.0), (True, 0.0), (True, 0.9)],
+    ids=["paper", "stream-framing-with-memory", "momentum-encoder"],
+)
 def test_resume_continues_at_saved_step_with_same_state(
-    tiny_config: Config, songs: Path, tmp_path: Path, memory: bool
+    tiny_config: Config, songs: Path, tmp_path: Path, memory: bool, momentum: float
 ) -> None:
-    if memory:  # the memory's fingerprints are part of the state a resume restores
+    if memory:  # the memory's fingerprints (and the momentum copy) are part of the state a resume restores
         tiny_config.features = dataclasses.replace(tiny_config.features, framing="stream", stft_hop=250)
-        tiny_config.loss = dataclasses.replace(tiny_config.loss, memory=40, memory_start=3)
+        tiny_config.loss = dataclasses.replace(tiny_config.loss, memory=40, memory_start=3, momentum=momentum)
     straight = run_config(tiny_config, songs, tmp_path / "straight", epochs=2, steps_per_epoch=6)
     train(straight)
 
@@ -97,6 +101,9 @@ def test_resume_continues_at_saved_step_with_same_state(
     for name, tensor in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
     assert [r["val_loss"] for r in a["history"]] == pytest.approx([r["val_loss"] for r in b["history"]], rel=1e-4)
+    if momentum:
+        for name, tensor in a["momentum_state"].items():
+            torch.testing.assert_close(b["momentum_state"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_existing_run_is_not_overwritten_without_resume(tiny_config: Config, songs: Path, tmp_path: Path) -> None:

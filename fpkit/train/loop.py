@@ -35,6 +35,7 @@ from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkp
 from fpkit.progress import SILENT, Progress
 from fpkit.train.curves import plot_training_curves
 from fpkit.train.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
+from fpkit.train.momentum import MomentumEncoder
 from fpkit.train.optim import learning_rate, make_optimizer
 from fpkit.train.validation import make_validation_set, validate
 
@@ -162,6 +163,7 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
     optimizer = make_optimizer(model.parameters(), tc)
     step, history, best = 0, [], float("-inf")
     memory = Memory(config.loss.memory, config.model.emb_dim)
+    momentum: MomentumEncoder | None = None
     if resume:
         state = read_checkpoint(run_dir / "last.pt")
         model.load_state_dict(state["state_dict"])
@@ -170,6 +172,10 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
         history = [_record_from_dict(r) for r in state["history"]]
         memory = Memory(config.loss.memory, config.model.emb_dim, state.get("memory"))
         log.info("resuming %s at step %d", run_dir, step)
+    if config.loss.memory and config.loss.momentum:
+        momentum = MomentumEncoder(model, config.loss.momentum)  # a resume that turns it on starts it here
+        if resume and "momentum_state" in state:
+            momentum.load_state_dict(state["momentum_state"])
 
     total_steps = tc.epochs * tc.steps_per_epoch
     batches = PairBatches(
@@ -203,6 +209,7 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
                 step=step,
                 optimizer=optimizer.state_dict(),
                 memory=memory.items.cpu(),
+                **({"momentum_state": momentum.state_dict()} if momentum else {}),
                 best=best,
                 history=[asdict(r) for r in history],
             )
@@ -225,12 +232,17 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
             emb_anchor, emb_replica = _gather(emb.float(), ddp).chunk(2) if ddp.world > 1 else emb.float().chunk(2)
             negatives = memory.items if step >= config.loss.memory_start else None
             loss = contrastive_loss(emb_anchor, emb_replica, config.loss, negatives)
-            if config.loss.memory:
+            if config.loss.memory and not momentum:
                 memory.push(torch.cat([emb_anchor, emb_replica]))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if momentum:
+                momentum.follow(model)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    keys = momentum.embed(torch.cat([spec_anchor, spec_replica])).float()
+                memory.push(_gather(keys, ddp) if ddp.world > 1 else keys)
             step += 1
             result.step = step
             losses.append(loss.item())
