@@ -152,9 +152,14 @@ class AugmentConfig:
     cutout_max_frac: float = 0.5  # largest hole side as a fraction of the axis
     band_mask_prob: float = 1.0  # one frequency band masked (SpecAugment horizontal)
     band_mask_max: int = 32  # mel bins
+    # Training only: each anchor's music is played this much faster (pitch and tempo together, as
+    # a turntable would), drawn per anchor, and its replica cut from the same played music, so
+    # that every song also serves as new songs; [1, 1] plays it as it is.
+    speed: list[float] = field(default_factory=lambda: [1.0, 1.0])
 
     def validate(self) -> None:
         _require(0 <= self.offset_s < 1, "offset_s", "must be in [0, 1)")
+        _require(len(self.speed) == 2 and 0 < self.speed[0] <= self.speed[1], "speed", "must be [low, high], > 0")
         for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob"):
             _require(0 <= getattr(self, name) <= 1, name, "must be a probability in [0, 1]")
         _require(len(self.snr_db) == 2 and self.snr_db[0] <= self.snr_db[1], "snr_db", "must be [low, high]")

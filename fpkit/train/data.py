@@ -154,6 +154,7 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.margin = round(augment.offset_s * audio.sample_rate)
         self.reverb_context = round(augment.ir_max_s * audio.sample_rate)
         self.degrader = degrader
+        self.speed = augment.speed
         self.n = anchors_per_batch
         self.seed = seed
         self.rank = rank
@@ -177,8 +178,14 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
             high = max(self.margin, song.samples - self.segment - self.margin)
             start = int(rng.integers(self.margin, high + 1))
             shift = int(rng.integers(-self.margin, self.margin + 1))
-            anchors[i] = crop(wave, start - left, window)
-            raw[i] = crop(wave, start + shift - left - self.reverb_context, length)
+            first = start - self.margin - left - self.reverb_context  # the earliest sample either window needs
+            span = 2 * self.margin + length
+            if self.speed == [1.0, 1.0]:  # no draw, so that runs without it keep their batches
+                music = crop(wave, first, span)
+            else:
+                music = played_faster(wave, start, float(rng.uniform(self.speed[0], self.speed[1])), first, span)
+            anchors[i] = music[start - left - first :][:window]
+            raw[i] = music[start + shift - left - self.reverb_context - first :][:length]
         replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.reverb_context :]
         return torch.from_numpy(anchors), replicas.contiguous()
 
@@ -187,6 +194,18 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if song.cache not in self._waves:
             self._waves[song.cache] = np.load(song.cache, mmap_mode="r")
         return self._waves[song.cache]
+
+
+def played_faster(wave: np.ndarray, centre: int, speed: float, first: int, length: int) -> np.ndarray:
+    """Samples [first, first + length) of `wave` played `speed` times faster around sample `centre`.
+
+    Sample `centre + k` of the result holds the music at `centre + k * speed` (linear
+    interpolation; zeros beyond the song's ends), so sample `centre` stays in place.
+    """
+    where = centre + (np.arange(first, first + length) - centre) * speed  # positions in the music
+    base = int(np.floor(where[0])) - 1
+    source = crop(wave, base, int(np.ceil(where[-1])) - base + 2)
+    return np.interp(where - base, np.arange(len(source)), source).astype(np.float32)
 
 
 class StepSampler(torch.utils.data.Sampler[int]):
