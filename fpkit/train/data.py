@@ -184,8 +184,8 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 music = crop(wave, first, span)
             else:
                 music = played_faster(wave, start, float(rng.uniform(self.speed[0], self.speed[1])), first, span)
-            anchors[i] = music[start - left - first :][:window]
-            raw[i] = music[start + shift - left - self.reverb_context - first :][:length]
+            anchors[i] = music[self.margin + self.reverb_context :][:window]
+            raw[i] = music[self.margin + shift :][:length]
         replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.reverb_context :]
         return torch.from_numpy(anchors), replicas.contiguous()
 

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,9 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
     )
     amp_dtype = _amp_dtype(device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    mixed_precision = partial(
+        torch.autocast, device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+    )  # the network and its momentum copy alike
     spec_generator = torch.Generator()
     log_path = run_dir / "log.jsonl"
     result = TrainResult(run_dir, step, history)
@@ -227,9 +231,9 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
             with torch.no_grad():
                 spec_anchor = model.spectrogram(anchors)
                 spec_replica = spec_augment(model.spectrogram(replicas), config.augment, spec_generator)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            with mixed_precision():
                 emb = encoder(torch.cat([spec_anchor, spec_replica]))  # (2n, d)
-            emb_anchor, emb_replica = _gather(emb.float(), ddp).chunk(2) if ddp.world > 1 else emb.float().chunk(2)
+            emb_anchor, emb_replica = _gather(emb.float(), ddp).chunk(2)
             negatives = memory.items if step >= config.loss.memory_start else None
             loss = contrastive_loss(emb_anchor, emb_replica, config.loss, negatives)
             if config.loss.memory and not momentum:
@@ -240,9 +244,9 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
             scaler.update()
             if momentum:
                 momentum.follow(model)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                with mixed_precision():
                     keys = momentum.embed(torch.cat([spec_anchor, spec_replica])).float()
-                memory.push(_gather(keys, ddp) if ddp.world > 1 else keys)
+                memory.push(_gather(keys, ddp))
             step += 1
             result.step = step
             losses.append(loss.item())
@@ -377,8 +381,10 @@ def _gather(x: torch.Tensor, ddp: Distributed) -> torch.Tensor:
     """Concatenate (anchors; replicas) halves across processes, keeping gradients.
 
     Each process holds [its anchors; its replicas]; the result is [all anchors; all
-    replicas] so that row i of the two halves is still a positive pair.
+    replicas] so that row i of the two halves is still a positive pair; one process holds them all.
     """
+    if ddp.world == 1:
+        return x
     from torch.distributed.nn.functional import all_gather
 
     anchors, replicas = x.chunk(2)
