@@ -8,7 +8,8 @@ and impulse responses. For each query the best alignment score of every song it 
 .npz file that `benchmarks/calibrate_decision.py` reads.
 
     python benchmarks/decision_data.py --db DB --known held-out/ --unknown other-music/ --unknown noise/ \\
-        --noise noise/ --ir ir/ --lengths 1,2,3,5,10 --count 300 [--unknown-count 1500] --out decision.npz
+        --noise noise/ --ir ir/ --lengths 1,2,3,5,10 --count 300 [--unknown-count 1500] --out decision.npz \\
+        [--set search.subhop_pooling=mean]
 """
 
 from __future__ import annotations
@@ -85,12 +86,13 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=20, help="best song scores kept per query")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE over the model's config")
     args = parser.parse_args()
     lengths = [float(x) for x in args.lengths.split(",")]
     unknown_count = args.unknown_count or args.count
-    with Database.open(args.db) as db:
-        searcher = Searcher(db, db.load_model())
-        config = searcher.model.config
+    with Database.open_for(args.db, None, overrides=args.set) as opened:
+        config = opened.config
+        searcher = Searcher(opened.db, opened.model, config.search, config.inference)
         degrader = Degrader.from_folders(config.augment, config.audio.sample_rate, args.noise, args.ir, seed=args.seed)
         known_files = find_audio_files([args.known])
         unknown_files = [find_audio_files([folder]) for folder in args.unknown]

@@ -214,6 +214,7 @@ class TrainConfig:
 
 # How a database keeps the fingerprints that re-scoring reads (fpkit.db.rescore).
 RescoreMode = Literal["float16", "opq32"]
+SubhopPooling = Literal["max", "mean"]
 
 
 @dataclass
@@ -253,6 +254,10 @@ class SearchConfig:
     max_candidates: int = 64  # alignments re-scored per query copy, those with the most hit similarity
     nprobe: int = 32  # IVF lists visited per query segment
     subhop_shifts: int = 4  # query fingerprinted at this many shifts within one hop
+    # How the copies score a placement: "max", each copy its own placements and the best copy
+    # wins (for nets that tolerate no misalignment); "mean", every copy every placement,
+    # averaged (for nets trained with an offset margin: fewer chance matches, finer offsets).
+    subhop_pooling: SubhopPooling = "max"
     threshold: float = 0.5  # best score below this is reported as no match
     # Each candidate's score is its mean cosine plus this times its lead over the best other
     # song (negative for all but the best): a match must stand out, not only be similar.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import faiss
@@ -41,12 +42,19 @@ def random_excerpts(count: int, seed: int) -> list[tuple[int, float, np.ndarray]
     return out
 
 
-def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
-    rng = np.random.default_rng(0)
-    stored = rng.standard_normal((30, 8)).astype(np.float32)
-    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
-    index = faiss.IndexFlatIP(8)
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def stored_rows(count: int, dim: int, seed: int) -> tuple[np.ndarray, faiss.Index]:
+    stored = unit(np.random.default_rng(seed).standard_normal((count, dim)))
+    index = faiss.IndexFlatIP(dim)
     index.add(stored)
+    return stored, index
+
+
+def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
+    stored, index = stored_rows(30, 8, seed=0)
     songs = SongTable(np.array([0, 10]), np.array([10, 20]))
     # The copy shifted by 0.25 s matches song 1 from its row 4: the query starts at 4 * 0.5 - 0.25 s.
     query = QueryPrints(np.array([0.0, 0.25]), [-stored[12:15], stored[14:17]])
@@ -54,6 +62,33 @@ def test_sequence_search_places_a_query_at_its_row_and_shift() -> None:
     assert (found[0].song, found[0].offset_s) == (1, 1.75)
     assert found[0].score == pytest.approx(1.0)
     assert len({a.song for a in found}) == len(found)  # one alignment per song
+
+
+def test_mean_pooling_scores_a_placement_with_every_copy() -> None:
+    stored, index = stored_rows(30, 8, seed=0)
+    songs = SongTable(np.array([0, 10]), np.array([10, 20]))
+    # As above, but the unshifted copy lies halfway between song 1's rows 3 and 4, and resembles both.
+    halfway = unit(stored[13:16] + stored[14:17])
+    query = QueryPrints(np.array([0.0, 0.25]), [halfway, stored[14:17]])
+    found = sequence_search(index, stored, songs, query, 0.5, segment_k=3, max_candidates=100, pooling="mean")
+    assert (found[0].song, found[0].offset_s) == (1, 1.75)
+    at_row = [np.mean(np.sum(halfway * stored[r : r + 3], axis=1)) for r in (13, 14)]
+    assert found[0].score == pytest.approx((1.0 + 0.5 * at_row[0] + 0.5 * at_row[1]) / 2, abs=1e-6)
+
+
+def test_mean_pooling_prefers_what_every_copy_finds_to_one_copy_s_chance_match() -> None:
+    """Song 0 matches one copy perfectly and the others not at all; song 1 matches every copy well."""
+    stored, index = stored_rows(20, 16, seed=1)
+    songs = SongTable(np.array([0, 10]), np.array([10, 10]))
+    rng = np.random.default_rng(2)
+    near_song_1 = [unit(stored[12:15] + 0.6 * unit(rng.standard_normal((3, 16)))) for _ in range(3)]
+    query = QueryPrints(np.array([0.0, 0.125, 0.25, 0.375]), [stored[2:5], *near_song_1])
+    best = {
+        pooling: sequence_search(index, stored, songs, query, 0.5, segment_k=2, max_candidates=100, pooling=pooling)[0]
+        for pooling in ("max", "mean")
+    }
+    assert best["max"].song == 0
+    assert best["mean"].song == 1
 
 
 def test_a_query_copy_without_index_hits_proposes_nothing() -> None:
@@ -85,9 +120,11 @@ def test_unknown_audio_has_no_match(tmp_path: Path, model: LoadedModel, songs: l
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="needs a trained model: untrained nets are not noise-robust")
-def test_noisy_excerpts_are_found_with_the_shipped_model(tmp_path: Path, songs: list[Path]) -> None:
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_noisy_excerpts_are_found_with_the_shipped_model(tmp_path: Path, songs: list[Path], pooling: str) -> None:
     model = load_model(None)
-    searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
+    config = dataclasses.replace(model.config.search, subhop_pooling=pooling)
+    searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model, config)
     degrader = Degrader.from_folders(model.config.augment, RATE, None, None)
     rng = np.random.default_rng(0)
     for song, start, clip in random_excerpts(10, seed=2):
