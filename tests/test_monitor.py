@@ -36,6 +36,7 @@ from fpkit.monitor import (
     switch_costs,
     typical_similarity,
 )
+from fpkit.monitor.alignments import TYPICAL_QUANTILE
 from fpkit.monitor.scan import RecordingPrints
 
 AUDIO = AudioConfig()  # 1 s segments every 0.5 s
@@ -347,6 +348,17 @@ def test_typical_similarity_leaves_out_the_rows_near_the_alignment() -> None:
     typical = typical_similarity(prints, song, np.array([5, 20]), far=3)
     assert np.all(typical < 0.5)  # the segments' own rows (similarity 1) are not typical of the song
     assert typical_similarity(prints, song[:4], np.array([1, 2]), far=10).tolist() == [np.inf, np.inf]
+
+
+def test_typical_similarity_is_the_quantile_of_the_far_rows() -> None:
+    rng = np.random.default_rng(2)
+    song = _unit(rng.standard_normal((40, DIM)))
+    prints = _unit(rng.standard_normal((6, DIM)))
+    aligned = np.array([0, 3, 17, 30, 39, 20])
+    typical = typical_similarity(prints, song, aligned, far=5)
+    for print_, row, value in zip(prints, aligned, typical, strict=True):
+        far_rows = song[np.abs(np.arange(40) - row) >= 5]
+        assert value == pytest.approx(np.quantile(far_rows @ print_, TYPICAL_QUANTILE), abs=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [5, 1000])

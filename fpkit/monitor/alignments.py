@@ -80,9 +80,14 @@ def typical_similarity(prints: np.ndarray, song_vectors: np.ndarray, aligned: np
     """
     sims = prints @ song_vectors.T  # (m, L)
     far_away = np.abs(np.arange(len(song_vectors))[None, :] - aligned[:, None]) >= far
-    return np.array(
-        [
-            np.quantile(row[keep], TYPICAL_QUANTILE) if keep.any() else np.inf
-            for row, keep in zip(sims, far_away, strict=True)
-        ]
-    )
+    count = far_away.sum(axis=1)
+    # np.quantile's linear interpolation for all rows at once (a call per row took 10x as long):
+    # the rows left out sort last, and each segment reads its quantile among its first `count`.
+    ordered = np.sort(np.where(far_away, sims, np.inf), axis=1)
+    last = np.maximum(count - 1, 0)
+    position = TYPICAL_QUANTILE * last
+    below = np.floor(position).astype(np.int64)
+    segment = np.arange(len(prints))
+    low = np.where(count > 0, ordered[segment, below], 0.0)
+    high = np.where(count > 0, ordered[segment, np.minimum(below + 1, last)], 0.0)
+    return np.where(count > 0, low + (high - low) * (position - below), np.inf)
