@@ -42,6 +42,11 @@ def indexed_db(root: Path, songs: list[Path], model: LoadedModel) -> Database:
     return db
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of `x` scaled to unit length, as float32 fingerprints."""
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
 def excerpt(wave: np.ndarray, start_s: float, length_s: float) -> np.ndarray:
     a = round(start_s * RATE)
     return wave[a : a + round(length_s * RATE)]

@@ -7,7 +7,7 @@ import faiss
 import numpy as np
 import pytest
 from conftest import TINY
-from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
+from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model, unit_rows
 from synth import make_song, write_songs
 
 import fpkit.monitor.session
@@ -51,7 +51,7 @@ class Songs:
 
     def __init__(self, rows: list[int], seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
-        self.vectors = _unit(self.rng.standard_normal((sum(rows), DIM)))
+        self.vectors = unit_rows(self.rng.standard_normal((sum(rows), DIM)))
         self.table = SongTable(np.cumsum([0, *rows[:-1]]), np.array(rows))
         self.durations = np.array(rows, dtype=np.float64) * AUDIO.hop_s + AUDIO.segment_s - AUDIO.hop_s
         self.index = faiss.IndexFlatIP(DIM)
@@ -60,10 +60,10 @@ class Songs:
     def play(self, song: int, first_row: int, count: int) -> np.ndarray:
         """The recording's prints (count, d) of `song` from row `first_row`: the stored ones, a little noisy."""
         start = self.table.first_rows[song] + first_row
-        return _unit(self.vectors[start : start + count] + 0.03 * self.rng.standard_normal((count, DIM)))
+        return unit_rows(self.vectors[start : start + count] + 0.03 * self.rng.standard_normal((count, DIM)))
 
     def unknown(self, count: int) -> np.ndarray:
-        return _unit(self.rng.standard_normal((count, DIM)))
+        return unit_rows(self.rng.standard_normal((count, DIM)))
 
     def track(
         self,
@@ -98,10 +98,6 @@ class Songs:
         return spans + tracker.finish(seconds)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 def at(segment: int) -> float:
     """Where a span starting at (or ending after) this segment boundary is placed: the hop around a centre."""
     return segment * AUDIO.hop_s + (AUDIO.segment_s - AUDIO.hop_s) / 2
@@ -129,7 +125,7 @@ def test_segments_not_scanned_are_fingerprinted_only_next_to_a_change() -> None:
     songs = Songs([60, 50])
     played = songs.play(0, 20, 30)
     quiet = np.arange(6)
-    played[quiet] = _unit(played[quiet] + 1.25 * songs.unknown(len(quiet)))  # a quiet opening the edges take
+    played[quiet] = unit_rows(played[quiet] + 1.25 * songs.unknown(len(quiet)))  # a quiet opening the edges take
     prints = np.concatenate([songs.unknown(11), played, songs.unknown(20), songs.play(1, 5, 25), songs.unknown(30)])
     spans = songs.track(prints, chunk=9, stride=stride)
     fetched = set(songs.fetched)
@@ -239,7 +235,7 @@ def test_span_decision_scores_the_lead_as_search_does() -> None:
 def test_the_lead_weight_scores_a_span_against_the_best_other_song(chunk: int) -> None:
     songs = Songs([60, 50])
     # An excerpt of song 0 (rows 8-37) with song 1's rows 0-29 mixed in: song 1 is a clear second.
-    played = _unit(songs.play(0, 8, 30) + 0.6 * songs.play(1, 0, 30))
+    played = unit_rows(songs.play(0, 8, 30) + 0.6 * songs.play(1, 0, 30))
     prints = np.concatenate([songs.unknown(10), played, songs.unknown(12)])
     plain = songs.track(prints, chunk, threshold=0.5)
     weighted = songs.track(prints, chunk, threshold=0.5, lead_weight=1.0)
@@ -301,7 +297,7 @@ def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: i
     songs = Songs([60, 50])
     played = songs.play(0, 30, 30)  # rows 30-59: the song's end
     fade = np.arange(24, 30)
-    played[fade] = _unit(played[fade] + 1.25 * songs.unknown(len(fade)))  # similarity about 0.6, under 0.65
+    played[fade] = unit_rows(played[fade] + 1.25 * songs.unknown(len(fade)))  # similarity about 0.6, under 0.65
     prints = np.concatenate([songs.unknown(10), played, songs.unknown(30)])
     spans = songs.track(prints, chunk)
     song_end_s = songs.durations[0] - 15.0 + 5.0  # row 30 (15 s into the song) plays at segment 10 (5 s)
@@ -343,7 +339,7 @@ def test_extend_runs_takes_the_best_stretch_beside_a_run_when_it_is_long_enough(
 
 
 def test_typical_similarity_leaves_out_the_rows_near_the_alignment() -> None:
-    song = _unit(np.random.default_rng(1).standard_normal((30, DIM)))
+    song = unit_rows(np.random.default_rng(1).standard_normal((30, DIM)))
     prints = song[[5, 20]]
     typical = typical_similarity(prints, song, np.array([5, 20]), far=3)
     assert np.all(typical < 0.5)  # the segments' own rows (similarity 1) are not typical of the song
@@ -352,8 +348,8 @@ def test_typical_similarity_leaves_out_the_rows_near_the_alignment() -> None:
 
 def test_typical_similarity_is_the_quantile_of_the_far_rows() -> None:
     rng = np.random.default_rng(2)
-    song = _unit(rng.standard_normal((40, DIM)))
-    prints = _unit(rng.standard_normal((6, DIM)))
+    song = unit_rows(rng.standard_normal((40, DIM)))
+    prints = unit_rows(rng.standard_normal((6, DIM)))
     aligned = np.array([0, 3, 17, 30, 39, 20])
     typical = typical_similarity(prints, song, aligned, far=5)
     for print_, row, value in zip(prints, aligned, typical, strict=True):
@@ -366,7 +362,7 @@ def test_a_quiet_opening_belongs_to_its_span(chunk: int) -> None:
     songs = Songs([60, 50])
     played = songs.play(0, 20, 30)
     quiet = np.arange(6)
-    played[quiet] = _unit(played[quiet] + 1.25 * songs.unknown(len(quiet)))  # similarity about 0.6, under 0.65
+    played[quiet] = unit_rows(played[quiet] + 1.25 * songs.unknown(len(quiet)))  # similarity about 0.6, under 0.65
     prints = np.concatenate([songs.unknown(10), played, songs.unknown(10)])
     assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(10))]
     with pytest.MonkeyPatch.context() as patch:
@@ -377,12 +373,12 @@ def test_a_quiet_opening_belongs_to_its_span(chunk: int) -> None:
 @pytest.mark.parametrize("chunk", [5, 1000])
 def test_audio_that_resembles_all_of_a_song_does_not_extend_its_span(chunk: int) -> None:
     songs = Songs([60, 50])
-    drone = _unit(songs.rng.standard_normal((1, DIM)))
-    songs.vectors[:60] = _unit(songs.vectors[:60] + 1.2 * drone)  # every row of song 0 shares one sound
+    drone = unit_rows(songs.rng.standard_normal((1, DIM)))
+    songs.vectors[:60] = unit_rows(songs.vectors[:60] + 1.2 * drone)  # every row of song 0 shares one sound
     songs.index.reset()
     songs.index.add(songs.vectors)
     # Six segments of that sound in noise: about 0.6 at every row of the song, at the alignment as elsewhere.
-    sound = _unit(drone + 0.9 * songs.unknown(6))
+    sound = unit_rows(drone + 0.9 * songs.unknown(6))
     prints = np.concatenate([songs.unknown(10), sound, songs.play(0, 26, 24), songs.unknown(10)])
     assert [(s.song, s.start_s) for s in songs.track(prints, chunk)] == [(0, at(16))]
 

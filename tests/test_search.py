@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import TINY
-from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model
+from dbhelpers import RATE, SONG_S, db_config, excerpt, indexed_db, loaded, save_model, unit_rows
 from synth import make_song, write_audio, write_songs
 
 from fpkit.augment import Degrader
@@ -42,12 +42,8 @@ def random_excerpts(count: int, seed: int) -> list[tuple[int, float, np.ndarray]
     return out
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def stored_rows(count: int, dim: int, seed: int) -> tuple[np.ndarray, faiss.Index]:
-    stored = unit(np.random.default_rng(seed).standard_normal((count, dim)))
+    stored = unit_rows(np.random.default_rng(seed).standard_normal((count, dim)))
     index = faiss.IndexFlatIP(dim)
     index.add(stored)
     return stored, index
@@ -68,7 +64,7 @@ def test_mean_pooling_scores_a_placement_with_every_copy() -> None:
     stored, index = stored_rows(30, 8, seed=0)
     songs = SongTable(np.array([0, 10]), np.array([10, 20]))
     # As above, but the unshifted copy lies halfway between song 1's rows 3 and 4, and resembles both.
-    halfway = unit(stored[13:16] + stored[14:17])
+    halfway = unit_rows(stored[13:16] + stored[14:17])
     query = QueryPrints(np.array([0.0, 0.25]), [halfway, stored[14:17]])
     found = sequence_search(index, stored, songs, query, 0.5, segment_k=3, max_candidates=100, pooling="mean")
     assert (found[0].song, found[0].offset_s) == (1, 1.75)
@@ -81,7 +77,7 @@ def test_mean_pooling_prefers_what_every_copy_finds_to_one_copy_s_chance_match()
     stored, index = stored_rows(20, 16, seed=1)
     songs = SongTable(np.array([0, 10]), np.array([10, 10]))
     rng = np.random.default_rng(2)
-    near_song_1 = [unit(stored[12:15] + 0.6 * unit(rng.standard_normal((3, 16)))) for _ in range(3)]
+    near_song_1 = [unit_rows(stored[12:15] + 0.6 * unit_rows(rng.standard_normal((3, 16)))) for _ in range(3)]
     query = QueryPrints(np.array([0.0, 0.125, 0.25, 0.375]), [stored[2:5], *near_song_1])
     best = {
         pooling: sequence_search(index, stored, songs, query, 0.5, segment_k=2, max_candidates=100, pooling=pooling)[0]

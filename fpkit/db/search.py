@@ -88,9 +88,9 @@ def sequence_search(
     """
     everything = np.concatenate(query.prints)  # (sum n_s, d)
     similarity, hits = index.search(everything, segment_k)  # (sum n_s, k), -1 where fewer rows exist
-    song_ids, offsets, scores = [], [], []
+    proposed = []  # (c, 2) song and start row per copy
     first = 0
-    for shift_s, prints in zip(query.shifts_s, query.prints, strict=True):
+    for prints in query.prints:
         n = prints.shape[0]
         rows, votes = hits[first : first + n], similarity[first : first + n]
         first += n
@@ -102,14 +102,13 @@ def sequence_search(
         if len(pairs) > max_candidates:
             support = np.bincount(which.ravel(), weights=votes[found], minlength=len(pairs))
             pairs = pairs[np.argpartition(-support, max_candidates)[:max_candidates]]
-        song_ids.append(pairs[:, 0])
-        offsets.append(pairs[:, 1] * hop_s - shift_s)
-        if pooling == "max":
-            scores.append(_alignment_scores(prints, vectors, songs, pairs[:, 0], pairs[:, 1]))
+        proposed.append(pairs)
     # The copies' shifts differ by less than a hop, so no two copies propose the same placement.
-    song_id, offset = np.concatenate(song_ids), np.concatenate(offsets)
+    song_id = np.concatenate([pairs[:, 0] for pairs in proposed])
+    offset = np.concatenate([pairs[:, 1] * hop_s - s for pairs, s in zip(proposed, query.shifts_s, strict=True)])
     if pooling == "max":
-        score = np.concatenate(scores)
+        own = zip(query.prints, proposed, strict=True)
+        score = np.concatenate([_alignment_scores(p, vectors, songs, pairs[:, 0], pairs[:, 1]) for p, pairs in own])
     else:
         score = _placement_scores(query, vectors, songs, song_id, offset, hop_s)
     order = np.argsort(-score, kind="stable")
