@@ -169,6 +169,11 @@ class AugmentConfig:
         _require(self.band_mask_max >= 0, "band_mask_max", "must be >= 0")
 
 
+# The network's arithmetic: "auto" is bfloat16 where the hardware computes it natively
+# (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.
+Precision = Literal["auto", "float32", "bfloat16"]
+
+
 @dataclass
 class TrainConfig:
     data: str | None = None  # folder of training music
@@ -176,7 +181,9 @@ class TrainConfig:
     noise: str | None = None  # background noise folder; synthesised noise when unset
     ir: str | None = None  # impulse response folder; synthesised IRs when unset
     out: str | None = None  # run directory
+    init: str | None = None  # a model whose weights a new run starts from (fine-tuning); else random
     device: str = "auto"  # auto, cpu, cuda, cuda:N
+    precision: Precision = "auto"  # the network's arithmetic in training steps; float16 on CUDA without bfloat16
     batch_size: int = 120  # N: N/2 anchors and their N/2 replicas
     epochs: int = 100
     steps_per_epoch: int = 500
@@ -222,9 +229,7 @@ class InferenceConfig:
     """How the network is run while fingerprinting (index, generate, search, monitor, eval): a run's choice."""
 
     batch_size: int = 256  # segments per model call
-    # The network's arithmetic: "auto" is bfloat16 where the hardware computes it natively
-    # (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), float32 elsewhere.
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    precision: Precision = "auto"
 
     def validate(self) -> None:
         _require(self.batch_size >= 1, "batch_size", "must be positive")

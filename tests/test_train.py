@@ -14,9 +14,9 @@ import torch
 import torch.multiprocessing as mp
 
 from fpkit.config import Config, config_from_dict
-from fpkit.model import load_model, read_checkpoint
+from fpkit.model import CheckpointError, build_model, load_model, read_checkpoint
 from fpkit.train.data import DataError
-from fpkit.train.loop import TrainError, resume_config, train
+from fpkit.train.loop import TrainError, amp_dtype, resume_config, train
 from fpkit.train.optim import Lamb, learning_rate
 
 
@@ -141,6 +141,60 @@ def test_empty_data_folder_is_a_clear_error(tiny_config: Config, tmp_path: Path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no audio files"):
         train(run_config(tiny_config, tmp_path / "empty", tmp_path / "run"))
+
+
+def test_init_starts_a_new_run_from_a_models_weights(
+    tiny_config: Config, songs: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    # Adam moves every weight by about lr per step, whatever the gradient: at 1e-9 they stay put.
+    tuned = train(
+        run_config(
+            tiny_config, songs, tmp_path / "tuned", epochs=1, steps_per_epoch=2, lr=1e-9, init=str(tiny_checkpoint)
+        )
+    )
+    assert tuned.step == 2
+    start = read_checkpoint(tiny_checkpoint)["state_dict"]
+    after = read_checkpoint(tmp_path / "tuned/last.pt")["state_dict"]
+    for name, tensor in start.items():
+        torch.testing.assert_close(after[name], tensor, rtol=0, atol=1e-7, msg=name)
+    torch.manual_seed(1)
+    assert any(not torch.allclose(t, start[n]) for n, t in build_model(tiny_config).state_dict().items())
+
+
+def test_init_refuses_another_network_before_any_work(
+    tiny_config: Config, songs: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    wider = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, emb_dim=16))
+    cfg = run_config(wider, songs, tmp_path / "run", init=str(tiny_checkpoint))
+    with pytest.raises(TrainError, match=rf"model\.emb_dim: --init {tiny_checkpoint} was trained with 32, not 16"):
+        train(cfg)
+    with pytest.raises(CheckpointError, match="no such model file"):
+        train(run_config(tiny_config, songs, tmp_path / "run", init=str(tmp_path / "missing.pt")))
+    assert not (tmp_path / "run/cache").exists()  # refused before decoding a song
+
+
+@pytest.mark.parametrize(
+    "device, precision, native, expected",
+    [
+        ("cpu", "auto", True, torch.bfloat16),
+        ("cpu", "auto", False, None),
+        ("cpu", "float32", True, None),
+        ("cpu", "bfloat16", False, torch.bfloat16),
+        ("cuda", "auto", False, torch.float16),
+        ("cuda", "auto", True, torch.bfloat16),
+    ],
+)
+def test_training_precision_follows_the_hardware(
+    monkeypatch: pytest.MonkeyPatch, device: str, precision: str, native: bool, expected: torch.dtype | None
+) -> None:
+    monkeypatch.setattr("fpkit.device.native_bfloat16", lambda _: native)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: native)
+    assert amp_dtype(torch.device(device), precision) == expected
+
+
+def test_a_bfloat16_run_trains(tiny_config: Config, songs: Path, tmp_path: Path) -> None:
+    result = train(run_config(tiny_config, songs, tmp_path / "run", epochs=1, steps_per_epoch=3, precision="bfloat16"))
+    assert result.step == 3 and np.isfinite(result.history[0].train_loss)
 
 
 def test_learning_rate_warms_up_then_decays(tiny_config: Config) -> None:

@@ -32,6 +32,10 @@ def train(
     ir: Annotated[Path | None, typer.Option("--ir", file_okay=False, help="Impulse response folder.")] = None,
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out at its last step.")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option("--init", dir_okay=False, help="Start from this model's weights (fine-tuning)."),
+    ] = None,
     device: Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Train a fingerprint model; checkpoints, log.jsonl and curves.png go to the run directory.
@@ -40,7 +44,7 @@ def train(
     """
     from fpkit.train.loop import train as run_training
 
-    cfg = _resolve(config, overrides, data, val, noise, ir, out, device, resume)
+    cfg = _resolve(config, overrides, data, val, noise, ir, out, init, device, resume)
     try:
         with RichBars() as bars:
             result = run_training(cfg, resume=resume, progress=bars)
@@ -63,6 +67,7 @@ def _resolve(
     noise: Path | None,
     ir: Path | None,
     out: Path | None,
+    init: Path | None,
     device: str | None,
     resume: bool,
 ) -> Config:
@@ -76,7 +81,7 @@ def _resolve(
         if run_dir is None:
             raise TrainError("--resume needs the run directory: pass --out")
         cfg = resume_config(run_dir, overrides)
-    options = {"data": data, "val": val, "noise": noise, "ir": ir, "out": out, "device": device}
+    options = {"data": data, "val": val, "noise": noise, "ir": ir, "out": out, "init": init, "device": device}
     given = {k: str(v) for k, v in options.items() if v is not None}
     merged = dataclasses.asdict(cfg)
     merged["train"].update(given)

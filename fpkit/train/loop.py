@@ -29,10 +29,10 @@ from torch import nn
 
 from fpkit.augment import Degrader, spec_augment
 from fpkit.config import Config
-from fpkit.device import resolve_device
+from fpkit.device import autocast_dtype, resolve_device
 from fpkit.errors import FpkitError
 from fpkit.loss import Memory, contrastive_loss
-from fpkit.model import Fingerprinter, build_model, read_checkpoint, save_checkpoint, stored_config
+from fpkit.model import Fingerprinter, build_model, load_model, read_checkpoint, save_checkpoint, stored_config
 from fpkit.progress import SILENT, Progress
 from fpkit.train.curves import plot_training_curves
 from fpkit.train.data import PairBatches, Song, StepSampler, cache_songs, list_audio, split_songs
@@ -108,18 +108,30 @@ def check_resume(config: Config, run_dir: str | Path) -> None:
     """
     stored = resume_config(run_dir)
     start_anew = "start a new run with another --out to change it"
-    for section in RESUME_KEEPS:
-        before, now = asdict(getattr(stored, section)), asdict(getattr(config, section))
-        for key, value in before.items():
-            if now[key] != value and f"{section}.{key}" not in RESUME_MAY_CHANGE:
-                raise TrainError(
-                    f"{section}.{key}: {run_dir} was trained with {value!r}, not {now[key]!r}; "
-                    f"a resumed run keeps its model ({start_anew})"
-                )
+    _require_same_model(stored, config, f"{run_dir} was trained with", f"a resumed run keeps its model ({start_anew})")
     for key in ("data", "val"):
         before, now = getattr(stored.train, key), getattr(config.train, key)
         if (before is None) != (now is None) or (before and now and os.path.realpath(before) != os.path.realpath(now)):
             raise TrainError(f"--{key} {now}: {run_dir} trains on {before}; resume without --{key}, or {start_anew}")
+
+
+def _require_same_model(stored: Config, config: Config, whose: str, hint: str) -> None:
+    """Refuse, naming the first setting that differs, weights trained for another network or front end."""
+    for section in RESUME_KEEPS:
+        before, now = asdict(getattr(stored, section)), asdict(getattr(config, section))
+        for key, value in before.items():
+            if now[key] != value and f"{section}.{key}" not in RESUME_MAY_CHANGE:
+                raise TrainError(f"{section}.{key}: {whose} {value!r}, not {now[key]!r}; {hint}")
+
+
+def initial_weights(config: Config) -> dict[str, torch.Tensor]:
+    """The weights of `train.init`, checked to fit the network and front end that `config` trains."""
+    path = config.train.init
+    assert path is not None
+    loaded = load_model(path)
+    hint = "fine-tuning keeps the network and front end"
+    _require_same_model(loaded.config, config, f"--init {path} was trained with", hint)
+    return loaded.model.state_dict()
 
 
 def train(config: Config, resume: bool = False, progress: Progress | None = None) -> TrainResult:
@@ -139,6 +151,7 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
         raise TrainError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
     if resume:
         check_resume(config, run_dir)
+    init_state = initial_weights(config) if tc.init and not resume else None  # checked before songs are decoded
     ddp = _init_distributed()
     device = resolve_device(tc.device)
     if device.type == "cuda" and ddp.world > 1:
@@ -157,7 +170,10 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
     val_set = make_validation_set(val_songs, config, val_degrader, tc.seed)
 
     # Model and optimiser, restored from last.pt when resuming.
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
     encoder: nn.Module = SpecEncoder(model)
     if ddp.world > 1:
         encoder = nn.parallel.DistributedDataParallel(encoder, device_ids=[device] if device.type == "cuda" else None)
@@ -190,10 +206,10 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if tc.workers else None,
     )
-    amp_dtype = _amp_dtype(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    step_dtype = amp_dtype(device, tc.precision)
+    scaler = torch.amp.GradScaler("cuda", enabled=step_dtype == torch.float16)
     mixed_precision = partial(
-        torch.autocast, device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+        torch.autocast, device.type, dtype=step_dtype or torch.float32, enabled=step_dtype is not None
     )  # the network and its momentum copy alike
     spec_generator = torch.Generator()
     log_path = run_dir / "log.jsonl"
@@ -360,11 +376,11 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed precision on CUDA (bfloat16 where supported); float32 on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The training steps' autocast dtype: `inference.precision`'s rule, but float16 on CUDA without bfloat16."""
+    if device.type == "cuda" and precision == "auto" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return autocast_dtype(device, precision)
 
 
 def _init_distributed() -> Distributed:
