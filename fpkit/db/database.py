@@ -26,6 +26,7 @@ from fpkit.db.rescore import Fingerprints, keep_rows_as
 from fpkit.db.store import MANIFEST, FileRecord, Salvage, Store, StoreError, read_manifest
 from fpkit.db.workers import fingerprint_files
 from fpkit.fingerprint import Song, fingerprint_song
+from fpkit.heap import release_free_memory
 from fpkit.model import CheckpointError, LoadedModel, load_model
 from fpkit.progress import SILENT, Progress
 
@@ -402,6 +403,7 @@ class Database:
                 report.failed.append(Failed(str(path), str(song)))
             else:
                 self.store_song(path, stat, song, report)
+            release_free_memory()  # a long run's memory stays flat instead of creeping up song by song
             progress.advance()
             if time.monotonic() - last_commit > COMMIT_EVERY_S:
                 self._store.commit()
