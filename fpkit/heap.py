@@ -2,7 +2,7 @@
 
 glibc keeps memory that numpy and torch free in its per-thread arenas, where fragmentation
 makes a long indexing run's resident memory creep up song after song (measured: 812 MB after
-10 songs, 867 MB after 90). `malloc_trim` returns the free pages, in about a millisecond.
+10 songs, 867 MB after 90). `malloc_trim` returns the free pages.
 """
 
 from __future__ import annotations
