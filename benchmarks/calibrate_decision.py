@@ -5,16 +5,19 @@ songs' similarities (`fpkit.db.search.lead_scores`), the threshold at each lengt
 score that the given share of unknown queries reaches (the false-positive rate) for each kind
 of unknown audio (each `--unknown` folder of the data; the highest counts), and the
 share of known queries then accepted with the right song (and with a wrong one) is printed.
+Several data files (for example mirrored splits of held-out songs, each half stored in turn
+and the other half unknown) are pooled, query by query and kind by kind.
 The weight with the most right acceptances over all lengths is printed as `--set` overrides
 for `fpkit export`.
 
-    python benchmarks/calibrate_decision.py decision.npz [--fpr 0.01] [--weights 0,0.5,1,1.5,2]
+    python benchmarks/calibrate_decision.py decision.npz [more.npz ...] [--fpr 0.01] [--weights 0,0.5,1,1.5,2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 
@@ -31,13 +34,26 @@ def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def pooled(files: list[Any]) -> dict[str, np.ndarray]:
+    """Several decision data files as one: the same lengths and kinds, their queries concatenated."""
+    first = files[0]
+    for other in files[1:]:
+        same_kinds = len(other["unknown_kinds"]) == len(first["unknown_kinds"])
+        if list(other["lengths"]) != list(first["lengths"]) or not same_kinds:
+            raise SystemExit("error: the data files have other lengths or kinds of unknown audio")
+    return {
+        key: first[key] if key in ("lengths", "unknown_kinds") else np.concatenate([f[key] for f in files])
+        for key in first.files
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data")
+    parser.add_argument("data", nargs="+", help="decision_data.py output files, pooled")
     parser.add_argument("--fpr", type=float, default=0.01, help="share of unknown queries accepted")
     parser.add_argument("--weights", default="0,0.5,1,1.5,2")
     args = parser.parse_args()
-    data = np.load(args.data)
+    data = pooled([np.load(path) for path in args.data])
     lengths = [float(x) for x in data["lengths"]]
     kinds = len(data["unknown_kinds"])
     results = {}
