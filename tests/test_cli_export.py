@@ -35,6 +35,13 @@ def test_export_keeps_the_weights_drops_the_optimizer_and_applies_set(tmp_path: 
     assert "optimizer" not in read_checkpoint(out)
     assert done.stdout == "" and f"model {exported.model_id}" in done.stderr
 
+    # Recalibrating an exported model: the new threshold lands, the provenance stays the training run's.
+    again = tmp_path / "recalibrated.pt"
+    assert runner.invoke(app, ["export", str(out), str(again), "--set", "search.threshold=0.8"]).exit_code == 0
+    recalibrated = load_model(again)
+    assert recalibrated.config.search.threshold == 0.8 and recalibrated.model_id == exported.model_id
+    assert recalibrated.extra == exported.extra
+
 
 def test_export_refuses_in_one_line(tmp_path: Path, tiny_config: Config) -> None:
     checkpoint = training_checkpoint(tmp_path / "best.pt", tiny_config)

@@ -27,7 +27,8 @@ def export_model(checkpoint: Path, out: Path, overrides: list[str] | None = None
     model = build_model(config)
     model.load_state_dict(payload["state_dict"])
     history = payload.get("history") or []
-    provenance = {
+    # An exported model re-exported (to recalibrate its decision) keeps where its weights came from.
+    provenance = payload.get("provenance") or {
         "source": checkpoint.name,
         "step": payload.get("step"),
         "last_epoch": history[-1] if history else None,
