@@ -10,7 +10,7 @@ PACKAGE = ROOT / "fpkit"
 
 # Lower index = lower layer; as drawn in docs/architecture.md.
 LAYERS = [
-    {"errors", "config", "device", "interrupt", "atomic", "progress"},
+    {"errors", "config", "device", "interrupt", "atomic", "progress", "heap"},
     {"audio", "features", "augment"},
     {"model", "loss", "fingerprint"},
     {"db"},
