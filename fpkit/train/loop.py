@@ -124,10 +124,8 @@ def _require_same_model(stored: Config, config: Config, whose: str, hint: str) -
                 raise TrainError(f"{section}.{key}: {whose} {value!r}, not {now[key]!r}; {hint}")
 
 
-def initial_weights(config: Config) -> dict[str, torch.Tensor]:
-    """The weights of `train.init`, checked to fit the network and front end that `config` trains."""
-    path = config.train.init
-    assert path is not None
+def initial_weights(path: str, config: Config) -> dict[str, torch.Tensor]:
+    """The weights of the model at `path` (`train.init`), checked to fit the network and front end `config` trains."""
     loaded = load_model(path)
     hint = "fine-tuning keeps the network and front end"
     _require_same_model(loaded.config, config, f"--init {path} was trained with", hint)
@@ -151,7 +149,8 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
         raise TrainError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --out")
     if resume:
         check_resume(config, run_dir)
-    init_state = initial_weights(config) if tc.init and not resume else None  # checked before songs are decoded
+    # Checked before any song is decoded.
+    init_state = initial_weights(tc.init, config) if tc.init and not resume else None
     ddp = _init_distributed()
     device = resolve_device(tc.device)
     if device.type == "cuda" and ddp.world > 1:
