@@ -27,7 +27,7 @@ from fpkit.model import Fingerprinter
 
 REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: a signal swinging less holds nothing to fingerprint
-SILENT_BLOCK_S = 0.02  # a segment is blank when more than half of its 20 ms blocks are silent
+SILENT_BLOCK_S = 0.02  # a segment is blank when about half or more of its 20 ms blocks are silent
 DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset to remove
 STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
 
@@ -247,11 +247,14 @@ def without_dc(wave: np.ndarray) -> np.ndarray:
 def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, first_sample: int = 0) -> np.ndarray:
     """(n,) bool: which segments starting at `starts` (n,) samples of `wave` are mostly silence.
 
-    A segment is blank when more than half of its `SILENT_BLOCK_S` blocks vary by less than
-    `SILENCE_PEAK` about their middle (so a DC offset counts as silence); blocks past the
-    signal's ends are silent. Per-segment normalisation would blow a blank segment (digital
-    silence, a lone click) up into the same featureless fingerprint wherever it occurs, so
-    blank segments get a zero fingerprint instead, which matches nothing.
+    A block of `SILENT_BLOCK_S` is silent when it varies by less than `SILENCE_PEAK` about its
+    middle (so a DC offset counts as silence). A segment is blank when more than half of its
+    blocks are silent, blocks past the signal's ends counting as silent, or when half or more of
+    its blocks within the signal are: a segment whose first half is a song's leading silence
+    drew 1 s of mains hum to it, while a last segment half filled with audio and half with
+    padding is kept. Per-segment normalisation would blow a blank segment (digital silence, a
+    lone click) up into the same featureless fingerprint wherever it occurs, so blank segments
+    get a zero fingerprint instead, which matches nothing.
 
     The blocks lie on a grid from the song's first sample; `first_sample` is where `wave`
     starts in the song when it is a piece of one.
@@ -264,7 +267,8 @@ def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, fir
     starts = np.asarray(starts, dtype=np.int64) - skip
     first = np.clip(-(-starts // block), 0, n)  # the blocks wholly inside both the segment and the signal
     stop = np.clip((starts + audio.segment_samples) // block, 0, n)
-    return 2 * (loud[stop] - loud[first]) < audio.segment_samples // block
+    loud_blocks = loud[stop] - loud[first]
+    return (2 * loud_blocks < audio.segment_samples // block) | (2 * loud_blocks <= stop - first)
 
 
 def content_hash(wave: np.ndarray) -> str:
