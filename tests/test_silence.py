@@ -41,6 +41,8 @@ def test_dc_and_sparse_clicks_are_silence_music_is_not() -> None:
     blank = blank_segments(half, hops(4.0), AUDIO)
     assert blank.tolist() == [True, True, False, False, False, False, False]  # half silence is blank too
     assert not blank_segments(half, hops(4.0) + 320, AUDIO)[1]  # 0.46 s of silence is not
+    last = blank_segments(song[: 3 * RATE // 2], np.array([RATE]), AUDIO)[0]  # half music, half past the end
+    assert not last  # kept, as a song's last segment is
     for first in (1000, 1234):  # a piece of the song, as a song fingerprinted block by block holds
         piece = half[first:]
         np.testing.assert_array_equal(blank_segments(piece, hops(4.0)[2:] - first, AUDIO, first), blank[2:])
