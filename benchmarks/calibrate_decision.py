@@ -8,7 +8,9 @@ share of known queries then accepted with the right song (and with a wrong one) 
 Several data files (for example mirrored splits of held-out songs, each half stored in turn
 and the other half unknown) are pooled, query by query and kind by kind.
 The weight with the most right acceptances over all lengths is printed as `--set` overrides
-for `fpkit export`.
+for `fpkit export`, with `search.reverb_delay_s`: the median of the right-song queries' offset
+errors, negated (those placed within `NEAR_S` of the true start; farther ones found a repeat of the
+music elsewhere in the song, which no delay explains).
 
     python benchmarks/calibrate_decision.py decision.npz [more.npz ...] [--fpr 0.01] [--weights 0,0.5,1,1.5,2]
 """
@@ -23,6 +25,9 @@ import numpy as np
 
 from fpkit.db.search import lead_scores
 
+NEAR_S = 0.5  # offset errors the reverb delay is estimated from
+EXACT_S = 0.25  # an offset this close to the true start is exact (`fpkit eval`'s top1_exact)
+
 
 def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
     """(Q, K) best-first song similarities (nan-padded) -> (Q,) lead-weighted best scores."""
@@ -32,6 +37,18 @@ def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
         if len(row):
             out[q] = lead_scores(row, weight)[0]
     return out
+
+
+def reverb_delay(data: dict[str, np.ndarray], lengths: list[float]) -> float:
+    """The delay that centres the right-song offsets of all lengths, rounded to 10 ms; prints its effect."""
+    errors = [data[f"offset_error_{i}"] for i in range(len(lengths))]
+    near = np.concatenate([e[np.abs(e) <= NEAR_S] for e in errors])  # nan compares False: wrong songs drop
+    delay = max(0.0, round(-float(np.median(near)), 2))
+    for seconds, e in zip(lengths, errors, strict=True):
+        e = e[np.isfinite(e)]
+        before, after = np.mean(np.abs(e) <= EXACT_S), np.mean(np.abs(e + delay) <= EXACT_S)
+        print(f"  {seconds:>4g} s: right-song offsets within {EXACT_S:g} s {before:.1%}, with the delay {after:.1%}")
+    return delay
 
 
 def pooled(files: list[Any]) -> dict[str, np.ndarray]:
@@ -79,7 +96,12 @@ def main() -> None:
         results[weight] = (right_total, curve)
     best = max(results, key=lambda w: results[w][0])
     print(f"best: lead_weight {best:g}")
-    print(f"--set search.lead_weight={best:g} --set 'search.threshold_by_length={json.dumps(results[best][1])}'")
+    settings = f"--set search.lead_weight={best:g} --set 'search.threshold_by_length={json.dumps(results[best][1])}'"
+    if "offset_error_0" in data:  # data collected before offsets were kept have none
+        delay = reverb_delay(data, lengths)
+        print(f"reverb delay: {delay:g} s")
+        settings += f" --set search.reverb_delay_s={delay:g}"
+    print(settings)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Known queries are cut from songs stored in the database, unknown ones from audio
 (other music, and non-music such as ambience and speech; `--count` queries from each
 `--unknown` folder, kept apart so that a threshold can hold for each kind), all degraded with the given noise
 and impulse responses. For each query the best alignment score of every song it hit is kept
-(best first, the first `--keep`), with whether the best song is the right one. The result is an
-.npz file that `benchmarks/calibrate_decision.py` reads.
+(best first, the first `--keep`), with whether the best song is the right one and, when it is,
+how far its offset lies from the true start (seconds, the search's own placement before
+`search.reverb_delay_s`). The result is an .npz file that `benchmarks/calibrate_decision.py` reads.
 
     python benchmarks/decision_data.py --db DB --known held-out/ --unknown other-music/ --unknown noise/ \\
         --noise noise/ --ir ir/ --lengths 1,2,3,5,10 --count 300 [--unknown-count 1500] --out decision.npz \\
@@ -32,13 +33,15 @@ def collect(
     degrader: Degrader,
     seed: int,
     keep: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(count, keep) best-first song scores (nan where fewer songs were hit), and (count,) right-song flags."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, keep) best-first song scores (nan where fewer songs were hit), (count,) right-song flags,
+    and (count,) offset errors in seconds of the right-song queries (nan for the others)."""
     rng = np.random.default_rng(seed)
     rate = searcher.model.config.audio.sample_rate
     stored = {Path(record.path).name for record in searcher.db.songs}
     scores = np.full((count, keep), np.nan)
     right = np.zeros(count, dtype=bool)
+    offset_error = np.full(count, np.nan)
     waves: dict[Path, np.ndarray] = {}
     done = 0
     while done < count:
@@ -64,8 +67,10 @@ def collect(
         top = [a.score for a in found[:keep]]
         scores[done, : len(top)] = top
         right[done] = bool(found) and Path(searcher.paths[found[0].song]).name == path.name and path.name in stored
+        if right[done]:
+            offset_error[done] = found[0].offset_s - start / rate
         done += 1
-    return scores, right
+    return scores, right, offset_error
 
 
 def main() -> None:
@@ -99,11 +104,11 @@ def main() -> None:
         arrays: dict[str, np.ndarray] = {"lengths": np.array(lengths), "unknown_kinds": np.array(args.unknown)}
         for i, seconds in enumerate(lengths):
             seed = args.seed * 1000 + 100 * i
-            ks, kr = collect(searcher, known_files, args.count, seconds, degrader, seed, args.keep)
-            arrays[f"known_{i}"], arrays[f"right_{i}"] = ks, kr
+            ks, kr, ke = collect(searcher, known_files, args.count, seconds, degrader, seed, args.keep)
+            arrays[f"known_{i}"], arrays[f"right_{i}"], arrays[f"offset_error_{i}"] = ks, kr, ke
             report = f"{seconds:g} s: known top-1 right {kr.mean():.1%}, best score p50 {np.nanmedian(ks[:, 0]):.3f}"
             for k, files in enumerate(unknown_files):
-                us, _ = collect(searcher, files, unknown_count, seconds, degrader, seed + 1 + k, args.keep)
+                us, _, _ = collect(searcher, files, unknown_count, seconds, degrader, seed + 1 + k, args.keep)
                 arrays[f"unknown_{i}_{k}"] = us
                 report += f"; unknown {k + 1} p99 {np.nanpercentile(us[:, 0], 99):.3f}"
             print(report, flush=True)

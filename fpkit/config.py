@@ -270,9 +270,15 @@ class SearchConfig:
     # [[seconds, threshold], ...]: when given, the threshold for a query of d seconds is
     # interpolated linearly in d between these points (clamped at the ends) instead of `threshold`.
     threshold_by_length: list[list[float]] = field(default_factory=list)
+    # Seconds added to every offset `search` reports. A room delays a recording's energy by its
+    # impulse response's energy centroid (tens to hundreds of ms) and the network aligns on the
+    # energy, so a reverberant query is placed that much too early; calibrated on training-side
+    # rooms (docs/results.md). 0 for dry audio: digital copies, line feeds. `monitor` keeps 0.
+    reverb_delay_s: float = 0.0
 
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", "must be positive")
+        _require(0 <= self.reverb_delay_s < 1, "reverb_delay_s", "must be in [0, 1) seconds")
         _require(self.segment_k >= 1, "segment_k", "must be positive")
         _require(self.max_candidates >= 1, "max_candidates", "must be positive")
         _require(self.nprobe >= 1, "nprobe", "must be positive")

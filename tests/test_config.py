@@ -99,6 +99,7 @@ def test_wrong_type_names_file_and_key(tmp_path: Path, text: str, key: str) -> N
         ("augment:\n  snr_db: [10, 0]\n", "augment.snr_db"),
         ("index:\n  exact_below: -1\n", "index.exact_below"),
         ("search:\n  threshold: 2\n", "search.threshold"),
+        ("search:\n  reverb_delay_s: -0.1\n", "search.reverb_delay_s"),
     ],
 )
 def test_impossible_value_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:

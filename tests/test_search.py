@@ -107,6 +107,19 @@ def test_clean_excerpts_are_found_at_their_offsets(tmp_path: Path, model: Loaded
     assert np.median(errors) < 0.1
 
 
+def test_the_reverb_delay_moves_every_reported_offset_and_nothing_else(
+    tmp_path: Path, model: LoadedModel, songs: list[Path]
+) -> None:
+    db = indexed_db(tmp_path / "db", songs, model)
+    dry = Searcher(db, model)
+    delayed = Searcher(db, model, dataclasses.replace(model.config.search, reverb_delay_s=0.12))
+    for _, _, clip in random_excerpts(3, seed=3):
+        plain, moved = dry.search_wave(clip, "clip").candidates, delayed.search_wave(clip, "clip").candidates
+        assert [c.ref for c in moved] == [c.ref for c in plain]
+        assert [c.score for c in moved] == [c.score for c in plain]
+        assert np.allclose([c.offset_s for c in moved], [c.offset_s + 0.12 for c in plain])
+
+
 def test_unknown_audio_has_no_match(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
     searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model)
     for seed in range(100, 108):

@@ -203,7 +203,8 @@ class Searcher:
         cfg = self.config
         scores = lead_scores(np.array([a.score for a in found]), cfg.lead_weight)[: cfg.top_k]
         candidates = [
-            Match(self.paths[a.song], a.offset_s, float(s)) for a, s in zip(found[: cfg.top_k], scores, strict=True)
+            Match(self.paths[a.song], a.offset_s + cfg.reverb_delay_s, float(s))
+            for a, s in zip(found[: cfg.top_k], scores, strict=True)
         ]
         duration_s = len(wave) / self.model.config.audio.sample_rate
         best = candidates[0] if candidates and candidates[0].score >= cfg.threshold_for(duration_s) else None
