@@ -9,8 +9,8 @@ Several data files (for example mirrored splits of held-out songs, each half sto
 and the other half unknown) are pooled, query by query and kind by kind.
 The weight with the most right acceptances over all lengths is printed as `--set` overrides
 for `fpkit export`, with `search.reverb_delay_s`: the median of the right-song queries' offset
-errors, negated (those placed within `NEAR_S` of the true start; farther ones found a repeat of the
-music elsewhere in the song, which no delay explains).
+errors, negated (those placed within `fpkit eval`'s near tolerance, 0.5 s, of the true start;
+farther ones found a repeat of the music elsewhere in the song, which no delay explains).
 
     python benchmarks/calibrate_decision.py decision.npz [more.npz ...] [--fpr 0.01] [--weights 0,0.5,1,1.5,2]
 """
@@ -24,9 +24,7 @@ from typing import Any
 import numpy as np
 
 from fpkit.db.search import lead_scores
-
-NEAR_S = 0.5  # offset errors the reverb delay is estimated from
-EXACT_S = 0.25  # an offset this close to the true start is exact (`fpkit eval`'s top1_exact)
+from fpkit.evaluation.metrics import EXACT_TOLERANCE_S, NEAR_TOLERANCE_S
 
 
 def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
@@ -42,12 +40,13 @@ def best_scores(similarities: np.ndarray, weight: float) -> np.ndarray:
 def reverb_delay(data: dict[str, np.ndarray], lengths: list[float]) -> float:
     """The delay that centres the right-song offsets of all lengths, rounded to 10 ms; prints its effect."""
     errors = [data[f"offset_error_{i}"] for i in range(len(lengths))]
-    near = np.concatenate([e[np.abs(e) <= NEAR_S] for e in errors])  # nan compares False: wrong songs drop
+    near = np.concatenate([e[np.abs(e) <= NEAR_TOLERANCE_S] for e in errors])  # nan compares False: wrong songs drop
     delay = max(0.0, round(-float(np.median(near)), 2))
     for seconds, e in zip(lengths, errors, strict=True):
         e = e[np.isfinite(e)]
-        before, after = np.mean(np.abs(e) <= EXACT_S), np.mean(np.abs(e + delay) <= EXACT_S)
-        print(f"  {seconds:>4g} s: right-song offsets within {EXACT_S:g} s {before:.1%}, with the delay {after:.1%}")
+        before, after = np.mean(np.abs(e) <= EXACT_TOLERANCE_S), np.mean(np.abs(e + delay) <= EXACT_TOLERANCE_S)
+        within = f"right-song offsets within {EXACT_TOLERANCE_S:g} s"
+        print(f"  {seconds:>4g} s: {within} {before:.1%}, with the delay {after:.1%}")
     return delay
 
 
