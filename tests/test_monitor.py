@@ -165,6 +165,22 @@ def test_a_jump_within_a_song_starts_a_new_span() -> None:
     assert [s.offset_s for s in spans] == pytest.approx([at(6) + 7.0, at(26) - 3.0], abs=0.05)
 
 
+def test_an_excerpt_starting_in_a_repeated_passage_is_one_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placed at the repeat until the music parts, the span moves to where the excerpt goes on: one span."""
+    songs = Songs([300])
+    # Rows 150-239 repeat rows 20-109 (a little differently); the recording plays the repeat's
+    # version for longer than the tracker looks ahead, then goes on as the first time (rows 110-139).
+    songs.vectors[150:240] = unit_rows(songs.vectors[20:110] + 0.02 * songs.rng.standard_normal((90, DIM)))
+    songs.index.reset()
+    songs.index.add(songs.vectors)
+    prints = np.concatenate([songs.unknown(6), songs.play(0, 150, 90), songs.play(0, 110, 30), songs.unknown(6)])
+    spans = songs.track(prints, chunk=9)
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(6), at(126))]
+    assert spans[0].offset_s == pytest.approx(at(6) + 7.0, abs=0.05)  # row 20 (10 s) plays at segment 6 (3 s)
+    monkeypatch.setattr(fpkit.monitor.tracker, "REALIGN_MARGIN", -1.0)  # never re-placed: two spans
+    assert len(songs.track(prints, chunk=9)) == 2
+
+
 def test_a_short_stray_match_is_not_a_jump() -> None:
     """One segment that happens to look like another part of the song does not split the span."""
     songs = Songs([80])

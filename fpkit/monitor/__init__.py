@@ -23,7 +23,9 @@ of the song). `SpanTracker` (in `tracker`) turns the alignments into spans:
 4. The segments not fingerprinted next to a change of label, or given to a run by step 3, are
    fingerprinted (`fetch`) and the labels decided again: the edges keep the hop's precision.
 5. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
-   clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another.
+   clock drift) form one span; a larger jump within the song (a loop, a repeat) starts another,
+   unless the new alignment explains the open span about as well as its own: then the whole span
+   moves to it (an excerpt that began in a passage the song repeats matched both places).
 6. A span is kept when `span_decision` accepts it: the search's score (with its lead over the
    best other song) and threshold, with the span taken as one query (of its segments that were
    fingerprinted and that the alignment does not give stored silence).

@@ -48,6 +48,11 @@ EDGE_LEVEL = 0.5
 EDGE_MARGIN = 0.2
 EDGE_MIN_S = 1.5
 EDGE_MAX_S = 8.0
+# A jump within the song while a span is open re-places the whole span at the new alignment when that
+# explains the span's segments so far nearly as well (mean similarity at most REALIGN_MARGIN lower):
+# an excerpt that starts in a passage the song repeats matches both places until the music parts, and
+# the place it goes on from is the one it was at all along.
+REALIGN_MARGIN = 0.05
 TYPICAL_FAR_S = 5.0  # a segment's typical similarity to its song: to the rows this far or further from its own
 REFINE_ROUNDS = 3  # times a window is decided again with the segments fetched next to its label changes
 
@@ -93,9 +98,10 @@ class _OpenSpan:
     diags: list[np.ndarray] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (3, m) blocks: diag - 1, diag, diag + 1
     counted: list[np.ndarray] = field(default_factory=list)  # (m,) blocks: fingerprinted, stored row not silence
+    scanned: list[np.ndarray] = field(default_factory=list)  # (m,) blocks: fingerprinted
+    prints: list[np.ndarray] = field(default_factory=list)  # (m, d) blocks, zero where not fingerprinted
     segments: int = 0
-    # With a lead weight: the segments' fingerprints (m, d) and index hits (m, k), to score other songs.
-    prints: list[np.ndarray] = field(default_factory=list)
+    # With a lead weight: the segments' index hits (m, k), to score other songs.
     hit_rows: list[np.ndarray] = field(default_factory=list)
     hit_sims: list[np.ndarray] = field(default_factory=list)
 
@@ -242,9 +248,9 @@ class SpanTracker:
         gains = sims[label, segments] - np.maximum(EDGE_LEVEL, typical + EDGE_MARGIN)
         return np.where((aligned >= 0) & (aligned < count), gains, -np.inf)  # never past the song's ends
 
-    def _heard_segments(self, song: int, diag: int, a: int, b: int) -> np.ndarray:
-        """(b - a,) bool: which buffered segments a..b-1 the alignment gives a stored row that is not silence."""
-        local = self._origin + np.arange(a, b) + diag
+    def _heard_segments(self, song: int, diag: int, segments: np.ndarray) -> np.ndarray:
+        """(m,) bool: which recording `segments` (m,) the alignment gives a stored row that is not silence."""
+        local = segments + diag
         inside = (local >= 0) & (local < self.songs.counts[song])
         rows = np.asarray(self.vectors[self.songs.first_rows[song] + np.where(inside, local, 0)])
         return inside & rows.any(axis=1)
@@ -269,27 +275,53 @@ class SpanTracker:
                     self._open = None
                 continue
             song, diag = int(found.song[label]), int(found.diag[label])
+            if run is not None and run.song == song and abs(diag - run.last_diag) > 1:
+                self._realign(run, diag)
             if run is None or run.song != song or abs(diag - run.last_diag) > 1:
                 if run is not None:
                     spans += self._close(run)
                 run = self._open = _OpenSpan(song, self._origin + a, diag)
+            segments = self._origin + np.arange(a, b)
             run.last_diag = diag
             run.diags.append(np.full(b - a, diag, dtype=np.int64))
-            run.sims.append(self._neighbour_sims(song, diag, a, b, sims[label, a:b]))
-            run.counted.append(self._scanned[a:b] & self._heard_segments(song, diag, a, b))
+            run.sims.append(self._neighbour_sims(song, diag, self._prints[a:b], segments, sims[label, a:b]))
+            run.counted.append(self._scanned[a:b] & self._heard_segments(song, diag, segments))
+            run.scanned.append(self._scanned[a:b])
+            run.prints.append(self._prints[a:b])
             run.segments += int(b - a)
             if self.search.lead_weight > 0:
-                run.prints.append(self._prints[a:b])
                 run.hit_rows.append(self._rows[a:b])
                 run.hit_sims.append(self._sims[a:b])
         return spans
 
-    def _neighbour_sims(self, song: int, diag: int, a: int, b: int, at_diag: np.ndarray) -> np.ndarray:
-        """(3, b - a): the similarities of buffered segments a..b-1 at diagonals diag - 1, diag, diag + 1."""
-        side = Alignments(np.array([song, song]), np.array([diag - 1, diag + 1]))
-        segments = self._origin + np.arange(a, b)
-        minus, plus = alignment_similarities(self._prints[a:b], segments, side, self.vectors, self.songs)
-        return np.stack([minus, at_diag, plus])
+    def _neighbour_sims(
+        self, song: int, diag: int, prints: np.ndarray, segments: np.ndarray, at_diag: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(3, m): how `prints` (m, d) (recording `segments` (m,)) match diagonals diag - 1, diag, diag + 1.
+
+        `at_diag` (m,), when given, are those at `diag`, already known.
+        """
+        near = [diag - 1, diag + 1] if at_diag is not None else [diag - 1, diag, diag + 1]
+        found = alignment_similarities(
+            prints, segments, Alignments(np.full(len(near), song), np.array(near)), self.vectors, self.songs
+        )
+        return found if at_diag is None else np.stack([found[0], at_diag, found[1]])
+
+    def _realign(self, run: _OpenSpan, diag: int) -> None:
+        """Re-place the open `run` at `diag` of its song when that explains it nearly as well (`REALIGN_MARGIN`)."""
+        segments = run.first + np.arange(run.segments)
+        prints, scanned = np.concatenate(run.prints), np.concatenate(run.scanned)
+        sims = self._neighbour_sims(run.song, diag, prints, segments)
+        counted = scanned & self._heard_segments(run.song, diag, segments)
+        local = segments + diag
+        judged = counted | (scanned & ((local < 0) | (local >= self.songs.counts[run.song])))  # past the song: 0
+        old_sims, old_counted = np.concatenate(run.sims, axis=1)[1], np.concatenate(run.counted)
+        if not counted.any() or not old_counted.any():
+            return
+        if np.mean(sims[1][judged]) < np.mean(old_sims[old_counted]) - REALIGN_MARGIN:
+            return
+        run.diags, run.sims, run.counted = [np.full(run.segments, diag, dtype=np.int64)], [sims], [counted]
+        run.last_diag = diag
 
     def _close(self, run: _OpenSpan) -> list[Span]:
         """The span (with the gap before it when gaps are listed), or nothing when the decision rejects it."""
