@@ -33,7 +33,7 @@ def test_default_config_loads() -> None:
     config = load_config(DEFAULT)
     assert config.features.n_mels == 128
     assert config.model.channels == [16, 32, 64, 64, 128, 128, 256, 512]
-    assert config.train.batch_size == 480
+    assert config.train.batch_size == 960
     assert config.model.channels_last is False
     assert config.train.lr == pytest.approx(1e-3)
 
