@@ -1,8 +1,8 @@
 """`fpkit monitor` on a long noisy recording: span accuracy, unknown time attributed, speed.
 
-Builds a recording (issue 14's setting): excerpts of 20-60 s of songs stored in the database,
-each after a stretch of 10-30 s of music that is not stored, mixed with background noise at a
-fixed SNR per piece; runs `fpkit monitor` on it as a user would (a fresh process, start-up
+Builds a recording (issue 14's setting): excerpts of 20-60 s of songs stored in the database
+(cut from their audible part: `audible_extent`), each after a stretch of 10-30 s of music that
+is not stored, mixed with background noise at a fixed SNR per piece; runs `fpkit monitor` on it as a user would (a fresh process, start-up
 included, timed) and scores the spans against the truth:
 
 * a song excerpt is found when a span of its song overlapping it starts and ends within
@@ -44,6 +44,7 @@ import soundfile as sf
 from fpkit.atomic import atomic_write
 from fpkit.audio import AudioError, find_audio_files, load_audio
 from fpkit.db import Database
+from fpkit.fingerprint import SILENCE_PEAK, SILENT_BLOCK_S
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FADE_S = 0.01  # pieces are joined with 10 ms fades, as a hard cut would click
@@ -89,10 +90,11 @@ def make_recording(
                 print(f"skipped: {err}", file=sys.stderr)
                 files.remove(path)
                 continue
-            length = min(rng.uniform(low_s, high_s), len(wave) / rate)
+            first, last = audible_extent(wave, rate)
+            length = min(rng.uniform(low_s, high_s), (last - first) / rate)
             if length < low_s:
                 continue
-            start = int(rng.integers(0, len(wave) - int(length * rate) + 1))
+            start = first + int(rng.integers(0, last - first - int(length * rate) + 1))
             return path, start / rate, wave[start : start + int(length * rate)]
 
     songs, others = list(stored), [str(p) for p in unknown]
@@ -125,6 +127,22 @@ def make_recording(
         at += n
     wave = np.concatenate(mixed)
     return (0.9 * wave / max(float(np.abs(wave).max()), 1e-9)).astype(np.float32), pieces
+
+
+def audible_extent(wave: np.ndarray, rate: int) -> tuple[int, int]:
+    """The samples from a file's first to its last sound: excerpts leave out leading and trailing silence.
+
+    Digital silence, as `fpkit.fingerprint.blank_segments` measures it (20 ms blocks swinging less
+    than -80 dBFS), is stored as blank segments that match nothing, and under the background noise
+    nothing of the song is heard there: a song ending in 8 s of it would otherwise count those
+    seconds as the song's, missed by any monitor.
+    """
+    block = max(1, round(SILENT_BLOCK_S * rate))
+    n = len(wave) // block
+    loud = np.flatnonzero(np.ptp(wave[: n * block].reshape(n, block), axis=1) >= 2 * SILENCE_PEAK)
+    if not len(loud):
+        return 0, 0
+    return int(loud[0]) * block, min(len(wave), (int(loud[-1]) + 1) * block)
 
 
 def _noise_track(files: list[Path], length: int, rate: int, rng: np.random.Generator) -> np.ndarray:
