@@ -14,11 +14,11 @@ from fpkit.monitor.alignments import Alignments, alignment_similarities, candida
 from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, label_runs, switch_costs
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
-# A segment on an alignment earns (similarity - SEGMENT_LEVEL). At 0.65 a segment clears the level
-# once about half of it is in the song, so span edges fall where the song starts and stops: on songs
-# held out from the shipped model's training, at 10 dB SNR, the edges came out 0.06 s late and 0.00 s
-# late on average (sd 0.3 and 0.2 s); 0.5 put them 0.2 s outside, 0.7 split spans at quiet passages.
-SEGMENT_LEVEL = 0.65
+# A segment on an alignment earns (similarity - SEGMENT_LEVEL). Set on training-side recordings
+# (docs/monitor.md) with the shipped model: 0.55 found the most spans for the least unknown time
+# (0.65, set with earlier models, left quiet passages under noise to the edge steps below; 0.5 and
+# 0.45 found no more and took up to twice the unknown time).
+SEGMENT_LEVEL = 0.55
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
 # A span is carried on to its song's last row over at most BRIDGE_S of segments that the path gave
