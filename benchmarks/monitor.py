@@ -2,8 +2,8 @@
 
 Builds a recording (issue 14's setting): excerpts of 20-60 s of songs stored in the database
 (cut from their audible part: `audible_extent`), each after a stretch of 10-30 s of music that
-is not stored, mixed with background noise at a fixed SNR per piece; runs `fpkit monitor` on it as a user would (a fresh process, start-up
-included, timed) and scores the spans against the truth:
+is not stored, mixed with background noise at a fixed SNR per piece; runs `fpkit monitor` on it
+as a user would (a fresh process, start-up included, timed) and scores the spans against the truth:
 
 * a song excerpt is found when a span of its song overlapping it starts and ends within
   `--tolerance` seconds (1.5) of it and places the recording in the song within `--offset-tolerance`

@@ -285,38 +285,37 @@ def test_bridging_carries_a_run_to_its_song_end_over_weak_but_steady_evidence() 
     sims = np.full((2, 40), 0.1)
     sims[0, 10:13] = 0.55  # a quiet opening
     sims[0, 36:40] = [0.6, 0.5, 0.45, 0.5]  # a fade-out
-    bridged = bridge_to_song_ends(labels, found, sims, 0, table, heard, max_segments=8, level=0.5)
+    bridged = bridge_to_song_ends(labels, found, sims, 0, heard, max_segments=8, level=0.5)
     assert np.flatnonzero(bridged == 0).tolist() == list(range(13, 40))  # the end only
     # Too far from the song's end, too weak, or over another song's run: unchanged.
-    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, heard, max_segments=3, level=0.5), labels)
-    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, heard, 8, level=0.6), labels)
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, heard, max_segments=3, level=0.5), labels)
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, heard, 8, level=0.6), labels)
     other = labels.copy()
     other[38] = 1
-    assert np.array_equal(bridge_to_song_ends(other, found, sims, 0, table, heard, 8, 0.5), other)
+    assert np.array_equal(bridge_to_song_ends(other, found, sims, 0, heard, 8, 0.5), other)
     # Positions count from `first_segment`: the same run seen 5 segments later in a window.
-    later = bridge_to_song_ends(labels[5:], found, sims[:, 5:], 5, table, heard, 8, 0.5)
+    later = bridge_to_song_ends(labels[5:], found, sims[:, 5:], 5, heard, 8, 0.5)
     assert np.array_equal(later, bridged[5:])
     # A song end beyond the segments seen is left to a later window.
-    assert np.array_equal(bridge_to_song_ends(labels[:38], found, sims[:, :38], 0, table, heard, 8, 0.5), labels[:38])
+    assert np.array_equal(bridge_to_song_ends(labels[:38], found, sims[:, :38], 0, heard, 8, 0.5), labels[:38])
 
 
-def test_stored_silence_at_a_song_end_is_bridged_without_evidence() -> None:
-    table = SongTable(np.array([0, 100]), np.array([100, 50]))
+def test_bridging_stops_at_the_last_heard_row_before_stored_silence() -> None:
     found = Alignments(np.array([1]), np.array([-10]))  # song 1's row 0 plays at segment 10
     labels = np.full(70, -1)
     labels[10:42] = 0  # rows 0-31 heard; rows 34-49 are silence: noise alone, similarity 0
     sims = np.zeros((1, 70))
     sims[0, 42:44] = 0.55  # the last heard rows, 32 and 33, fading
     heard = np.array([34])
-    bridged = bridge_to_song_ends(labels, found, sims, 0, table, heard, max_segments=4, level=0.5)
-    assert np.flatnonzero(bridged == 0).tolist() == list(range(10, 60))  # 8 s of silence: to the song's end
+    bridged = bridge_to_song_ends(labels, found, sims, 0, heard, max_segments=4, level=0.5)
+    assert np.flatnonzero(bridged == 0).tolist() == list(range(10, 44))  # to row 33, not into the silence
     # Without the silence known, the same run is 18 segments from the end: left alone.
-    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, table, np.array([50]), 4, 0.5), labels)
-    # A run that ends where the silence starts needs no evidence; one that stops short of it does.
-    assert np.flatnonzero(bridge_to_song_ends(labels, found, sims, 0, table, np.array([32]), 4, 0.5) == 0)[-1] == 59
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, np.array([50]), 4, 0.5), labels)
+    # A run that reaches its last heard row is left as it is; weak evidence carries it nowhere.
+    assert np.array_equal(bridge_to_song_ends(labels, found, sims, 0, np.array([32]), 4, 0.5), labels)
     weak = sims.copy()
     weak[0, 42:44] = 0.2
-    assert np.array_equal(bridge_to_song_ends(labels, found, weak, 0, table, heard, 4, 0.5), labels)
+    assert np.array_equal(bridge_to_song_ends(labels, found, weak, 0, heard, 4, 0.5), labels)
 
 
 @pytest.mark.parametrize("chunk", [5, 1000])
@@ -336,16 +335,15 @@ def test_a_song_played_to_its_end_is_reported_to_its_end_through_a_fade(chunk: i
 
 
 @pytest.mark.parametrize("chunk", [5, 1000])
-def test_a_song_that_ends_in_silence_is_reported_to_its_end(chunk: int) -> None:
+def test_a_song_that_ends_in_silence_is_reported_to_its_last_sound(chunk: int) -> None:
     songs = Songs([60, 50])
     songs.vectors[44:60] = 0.0  # song 0 ends in 8 s of stored silence (zero fingerprints)
     songs.index.reset()
     songs.index.add(songs.vectors)
-    # Rows 20-43 heard; under the noise the silence sounds like any other audio that is not stored.
+    # Rows 20-43 heard, then other audio: whether the song's silence played under it, nothing tells.
     prints = np.concatenate([songs.unknown(10), songs.play(0, 20, 24), songs.unknown(40)])
     spans = songs.track(prints, chunk)
-    song_end_s = songs.durations[0] - 10.0 + 5.0  # row 20 (10 s into the song) plays at segment 10 (5 s)
-    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), pytest.approx(song_end_s, abs=0.05))]
+    assert [(s.song, s.start_s, s.end_s) for s in spans] == [(0, at(10), at(34))]  # row 43 plays at segment 33
 
 
 def test_extend_runs_takes_the_best_stretch_beside_a_run_when_it_is_long_enough() -> None:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from fpkit.db.search import SongTable
 from fpkit.monitor.alignments import Alignments
 
 SWITCH_PENALTY = 2.0  # cost of a change between no song and an alignment, or between two alignments
@@ -64,32 +63,29 @@ def bridge_to_song_ends(
     alignments: Alignments,
     sims: np.ndarray,
     first_segment: int,
-    songs: SongTable,
     heard_rows: np.ndarray,
     max_segments: int,
     level: float,
 ) -> np.ndarray:
-    """`labels` (n,) with each run of an alignment carried on to its song's last row.
+    """`labels` (n,) with each run of an alignment carried on to its song's last heard row.
 
     A run is extended over the segments between it and the segment its alignment gives the song's
-    last row when they all have label -1 (no song) and those up to the song's last heard row
-    (`heard_rows` (K,): the rows of each alignment's song up to its last one that is not stored
-    silence) number at most `max_segments`, with a mean similarity at the run's alignment
-    (`sims` (K, n)) of at least `level`. Labels are those of recording segments `first_segment`
-    onwards, as `best_path` returns them.
+    last heard row (`heard_rows` (K,): the rows of each alignment's song up to its last one that
+    is not stored silence) when they all have label -1 (no song), number at most `max_segments`
+    and have a mean similarity at the run's alignment (`sims` (K, n)) of at least `level`. Stored
+    silence after that row is not carried on to: nothing of the song is heard there. Labels are
+    those of recording segments `first_segment` onwards, as `best_path` returns them.
     """
     out = labels.copy()
     for a, b in label_runs(labels):
         label = int(labels[a])
         if label < 0:
             continue
-        song, diag = alignments.song[label], alignments.diag[label]
-        tail = int(songs.counts[song] - diag - first_segment)  # just past the position of its last row
-        heard = int(heard_rows[label] - diag - first_segment)  # just past its last heard row
-        if not b < tail <= len(labels) or heard - b > max_segments or np.any(labels[b:tail] != -1):
+        heard = int(heard_rows[label] - alignments.diag[label] - first_segment)  # just past its last heard row
+        if not b < heard <= min(len(labels), b + max_segments) or np.any(labels[b:heard] != -1):
             continue
-        if heard <= b or float(np.mean(sims[label, b:heard])) >= level:
-            out[b:tail] = label
+        if float(np.mean(sims[label, b:heard])) >= level:
+            out[b:heard] = label
     return out
 
 

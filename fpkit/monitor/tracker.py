@@ -15,13 +15,13 @@ from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, labe
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
 # A segment on an alignment earns (similarity - SEGMENT_LEVEL). Set on training-side recordings
-# (docs/monitor.md) with the shipped model: 0.55 found the most spans for the least unknown time
-# (0.65, set with earlier models, left quiet passages under noise to the edge steps below; 0.5 and
-# 0.45 found no more and took up to twice the unknown time).
+# (docs/monitor.md) with the shipped model, which hears quiet passages under noise at 0.5-0.65 and
+# unknown music at about 0.1: 0.55 found 395 of 413 spans at 0.63 % unknown time, 0.65 (set with
+# earlier models) 379 at 0.36 %, 0.5 396 at 0.80 % and 0.45 395 at 1.05 %.
 SEGMENT_LEVEL = 0.55
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
-# A span is carried on to its song's last row over at most BRIDGE_S of segments that the path gave
+# A span is carried on to its song's last heard row over at most BRIDGE_S of segments that the path gave
 # to no song, when their mean similarity at the span's alignment reaches BRIDGE_LEVEL: fade-outs and
 # quiet tails drown in background noise (segments at 0.4-0.7 where a song ends), and a song played
 # to its end rarely stops a few seconds short of it. Set on training-side recordings
@@ -29,16 +29,15 @@ MIN_HITS = 2  # hits an alignment needs within the window of followed segments t
 # percentile of 0.41 per segment (shipped model); 3-6 s and 0.4-0.5 gave the same spans, 0.3 let a
 # span take 4 s of unknown music. Only ends: bridging starts to the song's first row changed no span
 # on those recordings, and on the test recordings it once took 3 s of unknown music as a quiet opening.
-# Stored silence at a song's end (blank rows) is neither evidence for the song nor against it: the
-# bridge measures the distance and the similarity up to the song's last heard row, then carries the
-# span through the silence (under noise it sounds like anything else that is not a stored song).
+# Stored silence at a song's end (blank rows) is not carried on to: under noise it sounds like
+# anything else that is not a stored song, so a span ends where the song was last heard.
 BRIDGE_S = 4.0
 BRIDGE_LEVEL = 0.5
 # A span's edge moves out over the no-song segments beside it when the best stretch of them, at least
 # EDGE_MIN_S and at most EDGE_MAX_S long, still resembles the song at the span's alignment: each of
 # its segments earns its similarity less the larger of EDGE_LEVEL and EDGE_MARGIN above the segment's
 # typical similarity to the rest of the song (`typical_similarity`). Quiet openings and tails score
-# 0.4-0.7 under noise, under SEGMENT_LEVEL; so do the partly heard segments at any edge, which the
+# 0.4-0.7 under noise, often under SEGMENT_LEVEL; so do the partly heard segments at any edge, which the
 # minimum length leaves out (one or two of them, then unknown audio at 0.08). The margin leaves out
 # songs that resemble everything (drones, noise-like textures: unknown music scores 0.4-0.7 at any
 # alignment of theirs). Set on training-side recordings (docs/monitor.md): levels 0.45-0.5, margins
@@ -226,7 +225,7 @@ class SpanTracker:
         path = best_path(filled - SEGMENT_LEVEL, switch_costs(found), initial)
         bridge = round(BRIDGE_S / self.audio.hop_s)
         heard = np.array([self._heard_rows(int(song)) for song in found.song])
-        labels = bridge_to_song_ends(path, found, filled, self._origin, self.songs, heard, bridge, BRIDGE_LEVEL)
+        labels = bridge_to_song_ends(path, found, filled, self._origin, heard, bridge, BRIDGE_LEVEL)
         edge_min, edge_max = round(EDGE_MIN_S / self.audio.hop_s), round(EDGE_MAX_S / self.audio.hop_s)
 
         def edge_gains(label: int, segments: np.ndarray) -> np.ndarray:
