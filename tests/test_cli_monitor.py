@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from fpkit.cli.app import app
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("untrained_span_level")  # every test here monitors with an untrained model
 SPAN_KEYS = {"recording", "start_s", "end_s", "match", "offset_s", "score"}
 
 

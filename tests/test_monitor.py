@@ -492,11 +492,10 @@ def blocks(wave: np.ndarray, size: int) -> list[np.ndarray]:
     return [wave[a : a + size] for a in range(0, len(wave), size)]
 
 
-def test_monitor_finds_each_excerpt_in_a_recording(monitor: Monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("untrained_span_level")
+def test_monitor_finds_each_excerpt_in_a_recording(monitor: Monitor) -> None:
     # The untrained test model needs excerpts on the hop grid, and unknown songs (other seeds) long
-    # enough to part two songs: it hears them at 0.5-0.6 at any alignment, so the path's level is
-    # raised above that (the shipped one is set for a trained model, which hears them at about 0.1).
-    monkeypatch.setattr(fpkit.monitor.tracker, "SEGMENT_LEVEL", 0.65)
+    # enough to part two songs: it hears them at about 0.5 at any alignment.
     wave = np.concatenate(
         [
             make_song(6.0, RATE, 100),
