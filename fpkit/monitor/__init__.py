@@ -14,10 +14,10 @@ of the song). `SpanTracker` (in `tracker`) turns the alignments into spans:
    `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
    evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
    unknown audio does not pay for two changes.
-3. A run that stops a few seconds short of its song's last row is carried on to it when the
-   segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
-   fade-outs and quiet tails drown in background noise, and stored silence at the song's end
-   is no evidence either way. A run's edges move out over the segments beside it that still
+3. A run that stops a few seconds short of its song's last heard row is carried on to it when
+   the segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
+   fade-outs and quiet tails drown in background noise. Stored silence after that row is not
+   carried on to, as nothing tells whether it played. A run's edges move out over the segments beside it that still
    resemble the song at its alignment more than they resemble the rest of the song
    (`extend_runs`): quiet openings and tails score under the path's level.
 4. The segments not fingerprinted next to a change of label, or given to a run by step 3, are
