@@ -44,7 +44,7 @@ import soundfile as sf
 from fpkit.atomic import atomic_write
 from fpkit.audio import AudioError, find_audio_files, load_audio
 from fpkit.db import Database
-from fpkit.fingerprint import SILENCE_PEAK, SILENT_BLOCK_S
+from fpkit.fingerprint import silent_block_samples, sounding_blocks
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FADE_S = 0.01  # pieces are joined with 10 ms fades, as a hard cut would click
@@ -137,9 +137,8 @@ def audible_extent(wave: np.ndarray, rate: int) -> tuple[int, int]:
     nothing of the song is heard there: a song ending in 8 s of it would otherwise count those
     seconds as the song's, missed by any monitor.
     """
-    block = max(1, round(SILENT_BLOCK_S * rate))
-    n = len(wave) // block
-    loud = np.flatnonzero(np.ptp(wave[: n * block].reshape(n, block), axis=1) >= 2 * SILENCE_PEAK)
+    block = silent_block_samples(rate)
+    loud = np.flatnonzero(sounding_blocks(wave, rate))
     if not len(loud):
         return 0, 0
     return int(loud[0]) * block, min(len(wave), (int(loud[-1]) + 1) * block)

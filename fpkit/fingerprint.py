@@ -244,6 +244,18 @@ def without_dc(wave: np.ndarray) -> np.ndarray:
     return (wave - offset).astype(np.float32) if abs(offset) > DC_SHARE * swing else wave
 
 
+def silent_block_samples(sample_rate: int) -> int:
+    """Samples in one block of `SILENT_BLOCK_S`, the unit silence is measured in."""
+    return max(1, round(SILENT_BLOCK_S * sample_rate))
+
+
+def sounding_blocks(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(blocks,) bool: which whole blocks of `wave`, from its first sample, are not silence (`blank_segments`)."""
+    block = silent_block_samples(sample_rate)
+    n = len(wave) // block
+    return np.ptp(wave[: n * block].reshape(n, block), axis=1) >= 2 * SILENCE_PEAK
+
+
 def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, first_sample: int = 0) -> np.ndarray:
     """(n,) bool: which segments starting at `starts` (n,) samples of `wave` are mostly silence.
 
@@ -259,11 +271,11 @@ def blank_segments(wave: np.ndarray, starts: np.ndarray, audio: AudioConfig, fir
     The blocks lie on a grid from the song's first sample; `first_sample` is where `wave`
     starts in the song when it is a piece of one.
     """
-    block = max(1, round(SILENT_BLOCK_S * audio.sample_rate))
+    block = silent_block_samples(audio.sample_rate)
     skip = -first_sample % block  # samples of `wave` before its first whole grid block
-    n = max(0, len(wave) - skip) // block
-    peak_to_peak = np.ptp(wave[skip : skip + n * block].reshape(n, block), axis=1)  # (blocks,)
-    loud = np.concatenate([[0], np.cumsum(peak_to_peak >= 2 * SILENCE_PEAK)])  # loud blocks before each block
+    flags = sounding_blocks(wave[skip:], audio.sample_rate)
+    n = len(flags)
+    loud = np.concatenate([[0], np.cumsum(flags)])  # loud blocks before each block
     starts = np.asarray(starts, dtype=np.int64) - skip
     first = np.clip(-(-starts // block), 0, n)  # the blocks wholly inside both the segment and the signal
     stop = np.clip((starts + audio.segment_samples) // block, 0, n)

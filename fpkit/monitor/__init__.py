@@ -17,9 +17,9 @@ of the song). `SpanTracker` (in `tracker`) turns the alignments into spans:
 3. A run that stops a few seconds short of its song's last heard row is carried on to it when
    the segments in between still resemble the song at that alignment (`bridge_to_song_ends`):
    fade-outs and quiet tails drown in background noise. Stored silence after that row is not
-   carried on to, as nothing tells whether it played. A run's edges move out over the segments beside it that still
-   resemble the song at its alignment more than they resemble the rest of the song
-   (`extend_runs`): quiet openings and tails score under the path's level.
+   carried on to, as nothing tells whether it played. A run's edges move out over the segments
+   beside it that still resemble the song at its alignment more than they resemble the rest of
+   the song (`extend_runs`): quiet openings and tails score under the path's level.
 4. The segments not fingerprinted next to a change of label, or given to a run by step 3, are
    fingerprinted (`fetch`) and the labels decided again: the edges keep the hop's precision.
 5. Consecutive segments of one song whose diagonal moves by at most one hop (sub-hop jitter,
