@@ -23,6 +23,8 @@ as a user would (a fresh process, start-up included, timed) and scores the spans
 
 The database is built from `--songs` with `fpkit index` when it does not exist. Recordings are
 written under `--work` (default: a temporary folder) and reused when their truth file is there.
+`--set search.monitor_level=0.6` (repeatable) runs the monitor with other settings: to choose a
+model's own path level on recordings of its training songs.
 """
 
 from __future__ import annotations
@@ -168,12 +170,13 @@ class Run:
     cpu_s: float  # user + system, every thread
 
 
-def run_monitor(recording: Path, db: Path) -> Run:
-    """Spans from `fpkit monitor` in a fresh process, and its wall and CPU time in seconds."""
+def run_monitor(recording: Path, db: Path, settings: list[str]) -> Run:
+    """Spans from `fpkit monitor` (with `--set` `settings`) in a fresh process, and its wall and CPU time in seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     begin = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "fpkit", "--quiet", "monitor", str(recording), "--db", str(db), "--format", "jsonl"],
+        [sys.executable, "-m", "fpkit", "--quiet", "monitor", str(recording), "--db", str(db), "--format", "jsonl"]
+        + [arg for setting in settings for arg in ("--set", setting)],
         capture_output=True,
         text=True,
         check=True,
@@ -303,6 +306,9 @@ def main() -> None:
     parser.add_argument("--offset-tolerance", type=float, default=0.5, help="seconds")
     parser.add_argument("--work", type=Path, default=None, help="folder for the recordings (default: temporary)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per recording; the fastest counts")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="passed to `fpkit monitor --set` (repeatable)"
+    )
     parser.add_argument("--baseline", action="store_true", help="also time start-up, fpkit index, search of clips")
     args = parser.parse_args()
     if not (args.db / "manifest.json").exists():
@@ -335,7 +341,7 @@ def main() -> None:
             with atomic_write(truth) as tmp:
                 tmp.write_text(json.dumps([asdict(p) for p in pieces], indent=1))
         duration = len(wave) / args.rate
-        runs = [run_monitor(recording, args.db) for _ in range(args.repeats)]
+        runs = [run_monitor(recording, args.db, args.set) for _ in range(args.repeats)]
         fastest = min(runs, key=lambda r: r.wall_s)
         result = score(pieces, runs[0].found, args.tolerance, args.offset_tolerance)
         totals.append(result)
@@ -363,7 +369,7 @@ def main() -> None:
         if args.baseline and seed == 0:
             start = work / "start-up.wav"
             sf.write(str(start), wave[: 2 * args.rate], args.rate, subtype="PCM_16")
-            start_wall = min(run_monitor(start, args.db).wall_s for _ in range(args.repeats))
+            start_wall = min(run_monitor(start, args.db, args.set).wall_s for _ in range(args.repeats))
             index_wall = min(
                 run_index(recording, Path(tempfile.mkdtemp(prefix="fpkit-monitor-index-"))) for _ in range(args.repeats)
             )

@@ -275,9 +275,14 @@ class SearchConfig:
     # energy, so a reverberant query is placed that much too early; calibrated on training-side
     # rooms (docs/results.md). 0 for dry audio: digital copies, line feeds. `monitor` keeps 0.
     reverb_delay_s: float = 0.0
+    # `monitor`'s best path: a segment on a song's alignment earns its similarity minus this,
+    # no song earns 0. A model's own setting: between how it hears quiet passages of a stored
+    # song under noise and how it hears unknown audio (docs/monitor.md).
+    monitor_level: float = 0.55
 
     def validate(self) -> None:
         _require(self.top_k >= 1, "top_k", "must be positive")
+        _require(-1 < self.monitor_level < 1, "monitor_level", "must be a cosine similarity in (-1, 1)")
         _require(0 <= self.reverb_delay_s < 1, "reverb_delay_s", "must be in [0, 1) seconds")
         _require(self.segment_k >= 1, "segment_k", "must be positive")
         _require(self.max_candidates >= 1, "max_candidates", "must be positive")

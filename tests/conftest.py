@@ -39,13 +39,3 @@ def tiny_checkpoint(tmp_path: Path, tiny_config: Config) -> Path:
     path = tmp_path / "tiny.pt"
     save_checkpoint(path, build_model(tiny_config), tiny_config)
     return path
-
-
-@pytest.fixture
-def untrained_span_level(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The monitor's best-path level for the untrained test models.
-
-    They hear unknown songs at 0.5-0.6 at any alignment, a trained model at about 0.1; the shipped
-    level (0.55) is set for a trained one, so spans of an untrained model would run on into them.
-    """
-    monkeypatch.setattr("fpkit.monitor.tracker.SEGMENT_LEVEL", 0.65)

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from fpkit.cli.app import app
 
 runner = CliRunner()
-pytestmark = pytest.mark.usefixtures("untrained_span_level")  # every test here monitors with an untrained model
 SPAN_KEYS = {"recording", "start_s", "end_s", "match", "offset_s", "score"}
 
 
@@ -170,6 +169,16 @@ def test_the_lead_weight_set_for_search_scores_spans_too(tmp_path: Path, setup) 
     # The same spans, each scored above its mean by its lead over the other songs.
     assert [{**line, "score": None} for line in after] == [{**line, "score": None} for line in before]
     assert all(a["score"] > b["score"] for a, b in zip(after, before, strict=True))
+
+
+def test_the_path_level_is_set_like_any_search_setting(tmp_path: Path, setup) -> None:
+    db, _ = setup
+    path = write_audio(tmp_path / "rec.wav", recording()[0], RATE)
+    done = run(path, "--db", db, "--format", "jsonl", "--set", "search.monitor_level=0.99")
+    assert done.exit_code == 0, done.output
+    assert done.stdout == ""  # no segment is heard that well: no song anywhere
+    bad = run(path, "--db", db, "--set", "search.monitor_level=1.5")
+    assert bad.exit_code != 0 and "search.monitor_level" in bad.output
 
 
 @pytest.mark.parametrize(("given", "cores", "expected"), [(None, 2, "1"), (None, 6, "4"), ("3", 2, "3")])

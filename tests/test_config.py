@@ -100,6 +100,7 @@ def test_wrong_type_names_file_and_key(tmp_path: Path, text: str, key: str) -> N
         ("index:\n  exact_below: -1\n", "index.exact_below"),
         ("search:\n  threshold: 2\n", "search.threshold"),
         ("search:\n  reverb_delay_s: -0.1\n", "search.reverb_delay_s"),
+        ("search:\n  monitor_level: 1.0\n", "search.monitor_level"),
     ],
 )
 def test_impossible_value_names_file_and_key(tmp_path: Path, text: str, key: str) -> None:

@@ -84,12 +84,13 @@ class Songs:
         threshold: float = 0.8,
         lead_weight: float = 0.0,
         stride: int = 1,
+        monitor_level: float = SearchConfig.monitor_level,
     ) -> list[Span]:
         """Every span of a recording made of `prints`, pushed `chunk` segments at a time.
 
         With a `stride`, only every stride-th segment comes scanned; the tracker fetches the others it needs.
         """
-        search = SearchConfig(segment_k=5, threshold=threshold, lead_weight=lead_weight)
+        search = SearchConfig(segment_k=5, threshold=threshold, lead_weight=lead_weight, monitor_level=monitor_level)
         self.fetched: list[int] = []
 
         def fetch(segments: np.ndarray) -> np.ndarray:
@@ -129,6 +130,14 @@ def test_an_excerpt_is_one_span_at_its_offset_however_the_segments_arrive(chunk:
     assert (span.start_s, span.end_s) == (at(10), at(40))
     assert span.offset_s == pytest.approx(at(10) + (8 - 10) * AUDIO.hop_s, abs=0.05)  # row 8 plays at segment 10
     assert span.score is not None and span.score > 0.95
+
+
+def test_the_path_level_is_the_models_setting() -> None:
+    # A song heard throughout at 0.7: above the default level, a span; under a stricter model's, none.
+    songs = Songs([60, 50])
+    prints = np.concatenate([songs.unknown(10), songs.quiet(0, 8, 30, similarity=0.7), songs.unknown(12)])
+    assert [(s.song, s.start_s, s.end_s) for s in songs.track(prints, 7, threshold=0.5)] == [(0, at(10), at(40))]
+    assert songs.track(prints, 7, threshold=0.5, monitor_level=0.75) == []
 
 
 def test_segments_not_scanned_are_fingerprinted_only_next_to_a_change() -> None:
@@ -492,7 +501,6 @@ def blocks(wave: np.ndarray, size: int) -> list[np.ndarray]:
     return [wave[a : a + size] for a in range(0, len(wave), size)]
 
 
-@pytest.mark.usefixtures("untrained_span_level")
 def test_monitor_finds_each_excerpt_in_a_recording(monitor: Monitor) -> None:
     # The untrained test model needs excerpts on the hop grid, and unknown songs (other seeds) long
     # enough to part two songs: it hears them at about 0.5 at any alignment.

@@ -53,7 +53,6 @@ def found(db: Path, tmp_path: Path, seed: int, start_s: float = 6.3) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.usefixtures("untrained_span_level")
 def test_an_opq32_database_trains_its_codes_then_appends_merges_searches_and_monitors(tmp_path: Path, setup) -> None:
     model, songs = setup
     db, opq32 = tmp_path / "db", ("--set", "index.rescore=opq32")

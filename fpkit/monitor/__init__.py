@@ -10,7 +10,7 @@ of the song). `SpanTracker` (in `tracker`) turns the alignments into spans:
    similarity of every segment to the stored row it aligns the segment with
    (`alignment_similarities`); a segment not fingerprinted takes the mean of its neighbours'.
 2. A best path through "no song" and the candidates (`best_path`): a segment on an alignment
-   earns its similarity minus `SEGMENT_LEVEL`, "no song" earns 0, every change costs
+   earns its similarity minus `search.monitor_level`, "no song" earns 0, every change costs
    `SWITCH_PENALTY` (`JUMP_PENALTY` within one song: `switch_costs`). Boundaries land where the
    evidence turns, to a segment or two; a short dip inside a song or a short lucky stretch of
    unknown audio does not pay for two changes.

@@ -14,11 +14,6 @@ from fpkit.monitor.alignments import Alignments, alignment_similarities, candida
 from fpkit.monitor.path import best_path, bridge_to_song_ends, extend_runs, label_runs, switch_costs
 
 LAG_S = 20.0  # audio seen past a segment before its label is final
-# A segment on an alignment earns (similarity - SEGMENT_LEVEL). Set on training-side recordings
-# (docs/monitor.md) with the shipped model, which hears quiet passages under noise at 0.5-0.65 and
-# unknown music at about 0.1: 0.55 found 395 of 413 spans at 0.63 % unknown time, 0.65 (set with
-# earlier models) 379 at 0.36 %, 0.5 396 at 0.80 % and 0.45 395 at 1.05 %.
-SEGMENT_LEVEL = 0.55
 MAX_CANDIDATES = 64  # alignments followed at once, those whose hits add up to the most similarity
 MIN_HITS = 2  # hits an alignment needs within the window of followed segments to be a candidate
 # A span is carried on to its song's last heard row over at most BRIDGE_S of segments that the path gave
@@ -37,12 +32,12 @@ BRIDGE_LEVEL = 0.5
 # EDGE_MIN_S and at most EDGE_MAX_S long, still resembles the song at the span's alignment: each of
 # its segments earns its similarity less the larger of EDGE_LEVEL and EDGE_MARGIN above the segment's
 # typical similarity to the rest of the song (`typical_similarity`). Quiet openings and tails score
-# 0.4-0.7 under noise, often under SEGMENT_LEVEL; so do the partly heard segments at any edge, which the
-# minimum length leaves out (one or two of them, then unknown audio at 0.08). The margin leaves out
-# songs that resemble everything (drones, noise-like textures: unknown music scores 0.4-0.7 at any
-# alignment of theirs). Set on training-side recordings (docs/monitor.md): levels 0.45-0.5, margins
-# 0.15-0.2, 1.5 s and 4-16 s gave the same spans; without the margin, a level of 0.5 took three
-# times the unknown time.
+# 0.4-0.7 under noise, often under the path's level (`search.monitor_level`); so do the partly heard
+# segments at any edge, which the minimum length leaves out (one or two of them, then unknown audio at
+# 0.08). The margin leaves out songs that resemble everything (drones, noise-like textures: unknown
+# music scores 0.4-0.7 at any alignment of theirs). Set on training-side recordings (docs/monitor.md):
+# levels 0.45-0.5, margins 0.15-0.2, 1.5 s and 4-16 s gave the same spans; without the margin, a level
+# of 0.5 took three times the unknown time.
 EDGE_LEVEL = 0.5
 EDGE_MARGIN = 0.2
 EDGE_MIN_S = 1.5
@@ -222,7 +217,7 @@ class SpanTracker:
         """The best path's labels (seen,) of the first `seen` buffered segments, and with the bridge and edges."""
         scanned = self._scanned[:seen]
         filled = _between_scanned(sims, scanned)
-        path = best_path(filled - SEGMENT_LEVEL, switch_costs(found), initial)
+        path = best_path(filled - self.search.monitor_level, switch_costs(found), initial)
         bridge = round(BRIDGE_S / self.audio.hop_s)
         heard = np.array([self._heard_rows(int(song)) for song in found.song])
         labels = bridge_to_song_ends(path, found, filled, self._origin, heard, bridge, BRIDGE_LEVEL)
@@ -333,7 +328,7 @@ class SpanTracker:
             return []
         hop, seg = self.audio.hop_s, self.audio.segment_s
         last = run.first + run.segments - 1
-        # Each segment stands for the hop of time around its centre (see SEGMENT_LEVEL).
+        # Each segment stands for the hop of time around its centre.
         start_s = 0.0 if run.first == 0 else run.first * hop + (seg - hop) / 2
         end_s = last * hop + (seg + hop) / 2
         if self._duration_s is not None and last == self._origin - 1:  # the recording's last segment
