@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ def report(out: Path) -> dict[str, Any]:
     return json.loads((out / "report.json").read_text())
 
 
+def queries(out: Path) -> list[dict[str, str]]:
+    with (out / "queries.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_synthetic_eval_writes_table_json_and_plot(data: Path, tiny_checkpoint: Path) -> None:
     out = data / "report"
     result = synthetic(data, tiny_checkpoint, out, "--unknown", data / "unknown", "--seed", "5", "--json")
@@ -76,6 +82,23 @@ def test_synthetic_eval_writes_table_json_and_plot(data: Path, tiny_checkpoint: 
     assert [t["length_s"] for t in doc["timing"]["search"]["random"]] == [1.0, 2.0]
     assert all(t["mean_ms"] > 0 for t in doc["timing"]["search"]["aligned"])
     assert (out / "hit_rate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # queries.csv: every search, agreeing with the figures.
+    rows = queries(out)
+    assert len(rows) == 2 * (4 + 4) + 2 * 4  # random (known and unknown) and aligned, two lengths
+    for protocol in ("random", "aligned"):
+        for metrics in doc["results"][protocol]:
+            mine = [r for r in rows if r["protocol"] == protocol and float(r["length_s"]) == metrics["length_s"]]
+            known = [r for r in mine if r["song"]]
+            assert len(known) == 4 and all(r["query"].startswith(r["song"] + "@") for r in known)
+            assert sum(r["right_song"] == "True" for r in known) / 4 == metrics["song_top1"]
+            right = [r for r in known if r["right_song"] == "True"]
+            errors = [float(r["offset_s"]) - float(r["start_s"]) for r in right]
+            assert [float(r["offset_error_s"]) for r in right] == pytest.approx(errors, abs=1e-3)
+            unknown = [r for r in mine if not r["song"]]
+            assert all(r["start_s"] == r["offset_error_s"] == "" and r["right_song"] == "False" for r in unknown)
+            if unknown:
+                assert sum(r["accepted"] == "True" for r in unknown) / 4 == metrics["false_positive_rate"]
+    assert "queries.csv" in result.stderr
 
 
 def test_same_seed_same_figures_and_the_database_is_reused(data: Path, tiny_checkpoint: Path) -> None:
@@ -135,6 +158,10 @@ def test_truth_scores_real_recordings(data: Path, tiny_checkpoint: Path) -> None
     assert row["top1_exact"] == 1.0 and row["song_top1"] == 1.0
     assert row["false_positive_rate"] == 0.0  # an unrelated song scores below the threshold
     assert "whole" in result.stderr
+    listed = {Path(r["query"]).name: r for r in queries(out)}
+    assert set(listed) == {"take1.wav", "take2.wav", "street.wav"}
+    assert listed["take1.wav"]["song"].endswith("song_1.wav") and listed["take1.wav"]["right_song"] == "True"
+    assert listed["street.wav"]["song"] == "" and listed["street.wav"]["accepted"] == "False"
 
     # First L seconds of each recording; a recording shorter than L is left out of that length.
     cut = run("--queries", rec, "--truth", truth, "--db", db, "--out", out, "--lengths", "1,2.5", *SEARCH)

@@ -163,7 +163,7 @@ def eval_command(
         kept = f"; {db} keeps the songs indexed so far" if db is not None else ""
         fail(f"interrupted, no report written{kept}", INTERRUPTED)
     _show(report)
-    err_console.print(f"report: {files.json}  plot: {files.plot}")
+    err_console.print(f"report: {files.json}  queries: {files.queries}  plot: {files.plot}")
     if as_json:
         print(json.dumps(report_dict(report), indent=2))
 

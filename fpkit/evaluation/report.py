@@ -1,15 +1,17 @@
-"""What an evaluation produced, and how it is kept: report.json and hit_rate.png (the table: `fpkit.cli.eval`).
+"""What an evaluation produced and how it is kept: report.json, queries.csv, hit_rate.png (the table: `fpkit.cli.eval`).
 
 report.json keeps the deterministic part (`settings`, `results`: the same seed gives the same
-bytes) apart from `timing`, which changes from run to run and machine to machine.
+bytes) apart from `timing`, which changes from run to run and machine to machine. queries.csv
+lists every search, to see which queries failed and why.
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fpkit import __version__
 from fpkit.atomic import atomic_write
@@ -20,6 +22,7 @@ if TYPE_CHECKING:  # matplotlib is imported where a plot is drawn: every fpkit c
     from matplotlib.figure import Figure
 
 REPORT_JSON = "report.json"
+QUERIES_CSV = "queries.csv"
 HIT_RATE_PNG = "hit_rate.png"
 
 # Rate fields of `LengthMetrics`, in the order the table and the plot show them.
@@ -68,10 +71,34 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class QueryRow:
+    """One search: the query, where it came from, and the best candidate the search returned."""
+
+    protocol: str
+    length_s: float | None  # None: a whole recording
+    query: str  # synthetic: "source file@start s+length s"; recordings: the file
+    song: str | None  # stored path of the song the query was cut from; None for unknown audio
+    start_s: float | None  # where in that song the query starts, seconds
+    match: str | None  # stored path of the best candidate, reported or not; None when nothing was hit
+    offset_s: float | None  # where the best candidate places the query's start, seconds
+    score: float | None  # the best candidate's score
+    accepted: bool  # the score reached the threshold: the search reported a match
+    right_song: bool  # the best candidate is the query's song
+
+    @property
+    def offset_error_s(self) -> float | None:
+        """Reported offset minus the true start, for a right song."""
+        if not self.right_song or self.offset_s is None or self.start_s is None:
+            return None
+        return self.offset_s - self.start_s
+
+
+@dataclass(frozen=True)
 class ProtocolResult:
     protocol: str  # "random", "aligned" or "recordings"
     metrics: list[LengthMetrics]  # one per query length
     timing: list[Timing]
+    queries: list[QueryRow]  # every search, length by length
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,7 @@ class EvalReport:
 @dataclass(frozen=True)
 class ReportFiles:
     json: Path
+    queries: Path
     plot: Path
 
 
@@ -101,14 +129,27 @@ def report_dict(report: EvalReport) -> dict[str, Any]:
 
 
 def write_report(report: EvalReport, out_dir: Path) -> ReportFiles:
-    """Write report.json and hit_rate.png into `out_dir` (created), each atomically."""
+    """Write report.json, queries.csv and hit_rate.png into `out_dir` (created), each atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = ReportFiles(out_dir / REPORT_JSON, out_dir / HIT_RATE_PNG)
+    files = ReportFiles(out_dir / REPORT_JSON, out_dir / QUERIES_CSV, out_dir / HIT_RATE_PNG)
     with atomic_write(files.json) as tmp:
         tmp.write_bytes(json.dumps(report_dict(report), indent=2).encode() + b"\n")
+    with atomic_write(files.queries) as tmp, tmp.open("w", newline="") as out:
+        write_queries(report, out)
     with atomic_write(files.plot) as tmp:
         plot_hit_rates(report).savefig(tmp, format="png", dpi=120)
     return files
+
+
+def write_queries(report: EvalReport, out: TextIO) -> None:
+    """Every search as a CSV row: `QueryRow`'s fields and the right song's offset error; empty for None."""
+    writer = csv.writer(out)
+    writer.writerow([f.name for f in fields(QueryRow)] + ["offset_error_s"])
+    for result in report.results:
+        for row in result.queries:
+            error = row.offset_error_s
+            cells = [*astuple(row), None if error is None else round(error, 3)]
+            writer.writerow(["" if c is None else round(c, 4) if isinstance(c, float) else c for c in cells])
 
 
 def length_label(length_s: float | None) -> str:

@@ -44,7 +44,7 @@ from fpkit.evaluation.metrics import (
     sample_positions,
     timing,
 )
-from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult
+from fpkit.evaluation.report import EvalReport, EvalSettings, ProtocolResult, QueryRow
 from fpkit.evaluation.truth import TruthRow, match_song, read_truth
 from fpkit.fingerprint import content_hash
 from fpkit.model import LoadedModel
@@ -308,8 +308,12 @@ def run_synthetic(
     `songs` and `unknown` are the files the positions index. Each song is decoded once.
     """
     audio = searcher.model.config.audio
+    paths = [record.path for record in searcher.db.songs]
     collectors = {
-        p: [_Collector(sum(len(s.positions) for s in sets if s.protocol == p)) for _ in plan.lengths_s]
+        p: [
+            _Collector(sum(len(s.positions) for s in sets if s.protocol == p), p, length_s, paths)
+            for length_s in plan.lengths_s
+        ]
         for p in plan.protocols
     }
     progress.start("searching queries", sum(len(s.positions) for s in sets) * len(plan.lengths_s))
@@ -392,7 +396,7 @@ def run_recordings(
     progress.start("searching recordings", len(rows) * len(lengths))
     for length_s in lengths:
         take = [i for i, w in enumerate(waves) if length_s is None or len(w) >= round(length_s * audio.sample_rate)]
-        collector = _Collector(len(take))
+        collector = _Collector(len(take), "recordings", length_s, paths)
         for slot, i in enumerate(take):
             wave = waves[i] if length_s is None else cut(waves[i], 0.0, length_s, audio.sample_rate)
             result, seconds = _timed_search(searcher, wave, str(rows[i].query))
@@ -432,9 +436,16 @@ def _timed_search(searcher: Searcher, wave: np.ndarray, name: str) -> tuple[Sear
 
 
 class _Collector:
-    """Fills the `Outcomes` arrays of one protocol and length, one search at a time."""
+    """Fills the `Outcomes` arrays and the `QueryRow`s of one protocol and length, one search at a time.
 
-    def __init__(self, queries: int) -> None:
+    `paths` are the database's stored paths, by song id.
+    """
+
+    def __init__(self, queries: int, protocol: str, length_s: float | None, paths: list[str]) -> None:
+        self.protocol = protocol
+        self.length_s = length_s
+        self.paths = paths
+        self.rows: list[QueryRow | None] = [None] * queries
         self.true_song = np.full(queries, UNKNOWN, dtype=np.int64)
         self.true_start_s = np.zeros(queries)
         self.cand_song = np.full((queries, EVAL_TOP_K), NO_SONG, dtype=np.int64)
@@ -455,6 +466,20 @@ class _Collector:
             self.cand_score[slot, k] = cand.score
         self.matched[slot] = result.match is not None
         self.search_s[slot] = seconds
+        best = result.candidates[0] if result.candidates else None
+        known = song != UNKNOWN
+        self.rows[slot] = QueryRow(
+            self.protocol,
+            self.length_s,
+            result.query,
+            self.paths[song] if known else None,
+            start_s if known else None,
+            best.ref if best else None,
+            best.offset_s if best else None,
+            best.score if best else None,
+            result.match is not None,
+            known and best is not None and ids[best.ref] == song,
+        )
 
     def outcomes(self) -> Outcomes:
         return Outcomes(
@@ -477,6 +502,7 @@ def _protocol_result(
         protocol,
         [length_metrics(o, length, metric_protocol, hop_s) for o, length in zip(outcomes, lengths, strict=True)],
         [timing(o, length) for o, length in zip(outcomes, lengths, strict=True)],
+        [row for c in collectors for row in c.rows if row is not None],
     )
 
 
