@@ -6,7 +6,8 @@ Training replicas and evaluation queries are made with the same building blocks:
   synthesised (coloured noise; exponentially decaying noise IRs) when none is given.
 * `reverberate`, `mix_at_snr`: batched time-domain operations with explicit parameters.
 * `Degrader`: draws the random parameters (SNR, IR, gain) and applies the chain
-  reverb -> background noise -> gain, to a batch (training) or one excerpt (queries).
+  reverb -> background noise -> gain, to a batch (training) or one excerpt (queries), and says
+  what it drew (`Degradation`).
 * `spec_augment`: cutout and frequency-band masks on log-mel spectrograms.
 """
 
@@ -36,46 +37,52 @@ class AudioBank:
     clips: list[np.ndarray]
     sample_rate: int
     source: str  # folder, or "synthetic"
+    names: list[str] | None = None  # each clip's file, relative to `source`; None: numbered
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def crops(self, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
-        """`count` random excerpts of `length` samples, looping clips that are shorter; (count, length)."""
+    def name(self, clip: int) -> str:
+        return self.names[clip] if self.names is not None else f"{self.source}#{clip}"
+
+    def crops(self, count: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """`count` random excerpts of `length` samples, looping clips that are shorter; (count, length),
+        and the clip each came from (count,)."""
         out = np.empty((count, length), dtype=np.float32)
+        chosen = np.empty(count, dtype=np.int64)
         for i in range(count):
-            clip = self.clips[rng.integers(len(self.clips))]
+            chosen[i] = rng.integers(len(self.clips))
+            clip = self.clips[chosen[i]]
             if len(clip) < length:
                 clip = np.resize(clip, length + len(clip))  # loops the clip
             start = rng.integers(0, len(clip) - length + 1)
             out[i] = clip[start : start + length]
-        return out
+        return out, chosen
 
-    def pick(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        """`count` random clips zero-padded to the longest; (count, longest)."""
-        chosen = [self.clips[i] for i in rng.integers(len(self.clips), size=count)]
-        out = np.zeros((count, max(len(c) for c in chosen)), dtype=np.float32)
-        for i, clip in enumerate(chosen):
-            out[i, : len(clip)] = clip
-        return out
+    def pick(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """`count` random clips zero-padded to the longest; (count, longest), and which clips (count,)."""
+        chosen = rng.integers(len(self.clips), size=count)
+        out = np.zeros((count, max(len(self.clips[i]) for i in chosen)), dtype=np.float32)
+        for row, i in enumerate(chosen):
+            out[row, : len(self.clips[i])] = self.clips[i]
+        return out, chosen
 
 
 def load_noise_bank(folder: str | Path, sample_rate: int) -> AudioBank:
     """All readable audio files under `folder`; unreadable ones are skipped with a warning."""
-    clips = _load_clips(folder, sample_rate)
-    clips = [c for c in clips if np.abs(c).max() > 0]  # digital silence is no noise at any SNR
-    return _bank(clips, sample_rate, folder, "noise")
+    loaded = [(c, name) for c, name in _load_clips(folder, sample_rate) if np.abs(c).max() > 0]  # silence is no noise
+    return _bank(loaded, sample_rate, folder, "noise")
 
 
 def load_ir_bank(folder: str | Path, sample_rate: int, max_s: float) -> AudioBank:
     """Impulse responses under `folder`, started at their peak, cut to `max_s`, unit energy."""
-    clips = []
-    for ir in _load_clips(folder, sample_rate):
+    loaded = []
+    for ir, name in _load_clips(folder, sample_rate):
         ir = ir[int(np.argmax(np.abs(ir))) :][: max(1, int(max_s * sample_rate))]
         energy = float(np.sqrt(np.sum(ir.astype(np.float64) ** 2)))
         if energy > 0:
-            clips.append((ir / energy).astype(np.float32))
-    return _bank(clips, sample_rate, folder, "impulse response")
+            loaded.append(((ir / energy).astype(np.float32), name))
+    return _bank(loaded, sample_rate, folder, "impulse response")
 
 
 def synth_noise_bank(sample_rate: int, seed: int = 0) -> AudioBank:
@@ -108,20 +115,21 @@ def synth_ir_bank(sample_rate: int, max_s: float, seed: int = 0) -> AudioBank:
     return AudioBank(clips, sample_rate, "synthetic")
 
 
-def _load_clips(folder: str | Path, sample_rate: int) -> list[np.ndarray]:
+def _load_clips(folder: str | Path, sample_rate: int) -> list[tuple[np.ndarray, str]]:
+    """Each readable audio file under `folder`, with its path relative to the folder."""
     clips = []
     for path in find_audio_files([folder]):
         try:
-            clips.append(load_audio(path, sample_rate))
+            clips.append((load_audio(path, sample_rate), str(path.relative_to(folder))))
         except AudioError as err:
             log.warning("skipped: %s", err)
     return clips
 
 
-def _bank(clips: list[np.ndarray], sample_rate: int, folder: str | Path, kind: str) -> AudioBank:
-    if not clips:
+def _bank(loaded: list[tuple[np.ndarray, str]], sample_rate: int, folder: str | Path, kind: str) -> AudioBank:
+    if not loaded:
         raise AudioError(f"{folder}: no usable {kind} files found")
-    return AudioBank(clips, sample_rate, str(folder))
+    return AudioBank([clip for clip, _ in loaded], sample_rate, str(folder), [name for _, name in loaded])
 
 
 def reverberate(wave: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
@@ -142,6 +150,16 @@ def mix_at_snr(wave: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) ->
     noise_power = noise.pow(2).mean(dim=-1).clamp_min(1e-10)
     scale = torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
     return wave + noise * scale.unsqueeze(-1)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """What `Degrader` drew for one excerpt."""
+
+    room: str | None  # the impulse response (`AudioBank.name`); None when dry
+    noise: str | None  # the background noise recording; None when none was added
+    snr_db: float | None  # the excerpt's power over the noise's
+    gain_db: float
 
 
 class Degrader:
@@ -174,26 +192,46 @@ class Degrader:
 
     def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Degrade a batch (B, L) of clean waveforms; returns (B, L)."""
+        return self.described(wave, rng)[0]
+
+    def described(self, wave: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[Degradation]]:
+        """Degrade a batch (B, L) of clean waveforms; returns (B, L) and what each row got."""
         cfg = self.config
         batch, length = wave.shape
         out = wave
+        rooms: list[str | None] = [None] * batch
+        noises: list[str | None] = [None] * batch
+        snrs: list[float | None] = [None] * batch
         use_ir = torch.from_numpy(rng.random(batch) < cfg.ir_prob)
         if use_ir.any():
-            wet = reverberate(out, torch.from_numpy(self.irs.pick(batch, rng)))
-            out = torch.where(use_ir.unsqueeze(-1), wet, out)
+            irs, chosen = self.irs.pick(batch, rng)
+            out = torch.where(use_ir.unsqueeze(-1), reverberate(out, torch.from_numpy(irs)), out)
+            rooms = [self.irs.name(int(c)) if used else None for c, used in zip(chosen, use_ir.tolist(), strict=True)]
         use_noise = torch.from_numpy(rng.random(batch) < cfg.noise_prob)
         if use_noise.any():
-            noise = torch.from_numpy(self.noise.crops(batch, length, rng))
-            snr = torch.from_numpy(rng.uniform(cfg.snr_db[0], cfg.snr_db[1], batch).astype(np.float32))
-            out = torch.where(use_noise.unsqueeze(-1), mix_at_snr(out, noise, snr), out)
+            crops, chosen = self.noise.crops(batch, length, rng)
+            snr = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], batch).astype(np.float32)
+            mixed = mix_at_snr(out, torch.from_numpy(crops), torch.from_numpy(snr))
+            out = torch.where(use_noise.unsqueeze(-1), mixed, out)
+            for row, used in enumerate(use_noise.tolist()):
+                if used:
+                    noises[row], snrs[row] = self.noise.name(int(chosen[row])), float(snr[row])
         gain_db = rng.uniform(cfg.gain_db[0], cfg.gain_db[1], batch).astype(np.float32)
         out = out * torch.from_numpy(10 ** (gain_db / 20)).unsqueeze(-1)
         peak = out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
-        return out / peak  # a recording clips at full scale; keep within [-1, 1] without clipping
+        applied = [
+            Degradation(*row, float(g)) for row, g in zip(zip(rooms, noises, snrs, strict=True), gain_db, strict=True)
+        ]
+        return out / peak, applied  # a recording clips at full scale; keep within [-1, 1] without clipping
 
     def degrade(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Degrade one mono excerpt (samples,) of any length; returns (samples,)."""
-        return self(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)[0].numpy()
+        return self.degrade_described(wave, rng)[0]
+
+    def degrade_described(self, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Degradation]:
+        """Degrade one mono excerpt (samples,) of any length; returns (samples,) and what it got."""
+        out, applied = self.described(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)
+        return out[0].numpy(), applied[0]
 
 
 def spec_augment(spec: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

@@ -141,8 +141,8 @@ def test_synth_banks() -> None:
 
 def test_crops_loop_short_clips() -> None:
     bank = AudioBank([np.arange(1, 101, dtype=np.float32)], RATE, "test")
-    crops = bank.crops(4, 250, np.random.default_rng(0))
-    assert crops.shape == (4, 250)
+    crops, chosen = bank.crops(4, 250, np.random.default_rng(0))
+    assert crops.shape == (4, 250) and chosen.tolist() == [0, 0, 0, 0]
     # Consecutive samples of a looped 1..100 ramp: each step is +1 or a wrap from 100 to 1.
     steps = np.diff(crops, axis=1)
     assert np.isin(steps, [1.0, -99.0]).all()
@@ -150,9 +150,9 @@ def test_crops_loop_short_clips() -> None:
 
 def test_pick_pads_to_the_longest() -> None:
     bank = AudioBank([np.ones(3, dtype=np.float32), np.ones(7, dtype=np.float32)], RATE, "test")
-    picked = bank.pick(10, np.random.default_rng(0))
+    picked, chosen = bank.pick(10, np.random.default_rng(0))
     assert picked.shape[0] == 10 and picked.shape[1] in (3, 7)
-    assert set(picked.sum(axis=1).tolist()) <= {3.0, 7.0}
+    assert picked.sum(axis=1).tolist() == [(3.0, 7.0)[i] for i in chosen]
 
 
 def degrader(**changes: Any) -> Degrader:
@@ -198,6 +198,30 @@ def test_degrade_one_excerpt() -> None:
     excerpt = make_song(2.3, RATE, seed=4)
     out = degrader().degrade(excerpt, np.random.default_rng(0))
     assert out.shape == excerpt.shape and out.dtype == np.float32
+
+
+def test_a_degradation_says_what_it_drew(tmp_path: Path) -> None:
+    for name, seed in (("rain.wav", 1), ("street/cars.wav", 2)):
+        write_audio(tmp_path / "noise" / name, make_song(3.0, RATE, seed=seed), RATE)
+    config = dataclasses.replace(AugmentConfig(), ir_prob=0.5, snr_db=[0.0, 10.0])
+    d = Degrader.from_folders(config, RATE, str(tmp_path / "noise"), None, seed=0)
+    excerpt = make_song(2.0, RATE, seed=4) * 0.1
+    seen = set()
+    for seed in range(12):
+        out, applied = d.degrade_described(excerpt, np.random.default_rng(seed))
+        np.testing.assert_array_equal(out, d.degrade(excerpt, np.random.default_rng(seed)))  # the same draws
+        assert applied.noise in ("rain.wav", "street/cars.wav") and 0 <= applied.snr_db <= 10
+        assert applied.room is None or applied.room.startswith("synthetic#")
+        seen.add(applied.room is None)
+        assert config.gain_db[0] <= applied.gain_db <= config.gain_db[1]
+    assert seen == {True, False}  # some dry, some in a room
+    dry = dataclasses.replace(config, ir_prob=0.0, gain_db=[0.0, 0.0])
+    out, applied = Degrader(dry, d.noise, d.irs).degrade_described(excerpt, np.random.default_rng(3))
+    measured = 10 * np.log10(np.mean(excerpt**2) / np.mean((out - excerpt) ** 2))
+    assert applied.snr_db is not None and measured == pytest.approx(applied.snr_db, abs=0.05)
+    quiet = dataclasses.replace(config, noise_prob=0.0, ir_prob=0.0)
+    _, applied = Degrader(quiet, d.noise, d.irs).degrade_described(excerpt, np.random.default_rng(0))
+    assert (applied.room, applied.noise, applied.snr_db) == (None, None, None)
 
 
 def test_banks_from_folders(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

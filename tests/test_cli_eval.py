@@ -98,6 +98,9 @@ def test_synthetic_eval_writes_table_json_and_plot(data: Path, tiny_checkpoint: 
             assert all(r["start_s"] == r["offset_error_s"] == "" and r["right_song"] == "False" for r in unknown)
             if unknown:
                 assert sum(r["accepted"] == "True" for r in unknown) / 4 == metrics["false_positive_rate"]
+    # What degraded each query: the folders' files, at an SNR in the range.
+    assert all(r["noise"] == "hum.wav" and r["room"] == "room.wav" and 0 <= float(r["snr_db"]) <= 10 for r in rows)
+    assert len({r["snr_db"] for r in rows}) > 1
     assert "queries.csv" in result.stderr
 
 
@@ -162,6 +165,7 @@ def test_truth_scores_real_recordings(data: Path, tiny_checkpoint: Path) -> None
     assert set(listed) == {"take1.wav", "take2.wav", "street.wav"}
     assert listed["take1.wav"]["song"].endswith("song_1.wav") and listed["take1.wav"]["right_song"] == "True"
     assert listed["street.wav"]["song"] == "" and listed["street.wav"]["accepted"] == "False"
+    assert all(r["snr_db"] == r["noise"] == r["room"] == "" for r in listed.values())  # real recordings
 
     # First L seconds of each recording; a recording shorter than L is left out of that length.
     cut = run("--queries", rec, "--truth", truth, "--db", db, "--out", out, "--lengths", "1,2.5", *SEARCH)

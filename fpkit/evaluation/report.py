@@ -84,6 +84,9 @@ class QueryRow:
     score: float | None  # the best candidate's score
     accepted: bool  # the score reached the threshold: the search reported a match
     right_song: bool  # the best candidate is the query's song
+    snr_db: float | None = None  # synthetic: the background noise added (`fpkit.augment.Degradation`)
+    noise: str | None = None  # ... from this recording (relative to the noise folder)
+    room: str | None = None  # ... after this impulse response; None: dry
 
     @property
     def offset_error_s(self) -> float | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fpkit.audio import AudioError, audio_info, find_audio_files, load_audio
-from fpkit.augment import Degrader
+from fpkit.augment import Degradation, Degrader
 from fpkit.config import Config
 from fpkit.db import Database, Failed, Searcher, SearchResult
 from fpkit.db.index import IndexConfigError, check_index_config
@@ -330,9 +330,10 @@ def run_synthetic(
                 start_s = float(query_set.positions.start_s[q])
                 for collector, length_s in zip(collectors[query_set.protocol], plan.lengths_s, strict=True):
                     excerpt = cut(wave, start_s, length_s, audio.sample_rate)
-                    query = degrader.degrade(excerpt, derive_rng(plan.seed, query_set.stream, int(q)))
+                    rng = derive_rng(plan.seed, query_set.stream, int(q))
+                    query, applied = degrader.degrade_described(excerpt, rng)
                     result, seconds = _timed_search(searcher, query, f"{path}@{start_s:.3f}s+{length_s:g}s")
-                    collector.put(query_set.slot0 + int(q), song, start_s, result, seconds, ids)
+                    collector.put(query_set.slot0 + int(q), song, start_s, result, seconds, ids, applied)
                     progress.advance()
     return [_protocol_result(p, plan.lengths_s, collectors[p], audio.hop_s) for p in plan.protocols]
 
@@ -455,9 +456,16 @@ class _Collector:
         self.search_s = np.zeros(queries)
 
     def put(
-        self, slot: int, song: int, start_s: float, result: SearchResult, seconds: float, ids: dict[str, int]
+        self,
+        slot: int,
+        song: int,
+        start_s: float,
+        result: SearchResult,
+        seconds: float,
+        ids: dict[str, int],
+        applied: Degradation | None = None,
     ) -> None:
-        """Record one search; `ids` maps a stored path to its database song id."""
+        """Record one search; `ids` maps a stored path to its database song id, `applied` what degraded the query."""
         self.true_song[slot] = song
         self.true_start_s[slot] = start_s
         for k, cand in enumerate(result.candidates[:EVAL_TOP_K]):
@@ -479,6 +487,7 @@ class _Collector:
             best.score if best else None,
             result.match is not None,
             known and best is not None and ids[best.ref] == song,
+            *((applied.snr_db, applied.noise, applied.room) if applied else ()),
         )
 
     def outcomes(self) -> Outcomes:
