@@ -162,6 +162,16 @@ class Degradation:
     gain_db: float
 
 
+@dataclass(frozen=True)
+class _Draws:
+    """What `Degrader` drew for a batch, per row: clip indices (-1: not applied), SNR (nan: none), gain."""
+
+    room: np.ndarray
+    noise: np.ndarray
+    snr_db: np.ndarray
+    gain_db: np.ndarray
+
+
 class Degrader:
     """Draws and applies reverb -> background noise -> gain, as configured."""
 
@@ -192,37 +202,33 @@ class Degrader:
 
     def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Degrade a batch (B, L) of clean waveforms; returns (B, L)."""
-        return self.described(wave, rng)[0]
+        return self._degrade(wave, rng)[0]
 
-    def described(self, wave: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[Degradation]]:
+    def _degrade(self, wave: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, _Draws]:
         """Degrade a batch (B, L) of clean waveforms; returns (B, L) and what each row got."""
         cfg = self.config
         batch, length = wave.shape
         out = wave
-        rooms: list[str | None] = [None] * batch
-        noises: list[str | None] = [None] * batch
-        snrs: list[float | None] = [None] * batch
-        use_ir = torch.from_numpy(rng.random(batch) < cfg.ir_prob)
+        room = np.full(batch, -1)
+        noise = np.full(batch, -1)
+        snr = np.full(batch, np.nan, dtype=np.float32)
+        use_ir = rng.random(batch) < cfg.ir_prob
         if use_ir.any():
             irs, chosen = self.irs.pick(batch, rng)
-            out = torch.where(use_ir.unsqueeze(-1), reverberate(out, torch.from_numpy(irs)), out)
-            rooms = [self.irs.name(int(c)) if used else None for c, used in zip(chosen, use_ir.tolist(), strict=True)]
-        use_noise = torch.from_numpy(rng.random(batch) < cfg.noise_prob)
+            wet = reverberate(out, torch.from_numpy(irs))
+            out = torch.where(torch.from_numpy(use_ir).unsqueeze(-1), wet, out)
+            room = np.where(use_ir, chosen, -1)
+        use_noise = rng.random(batch) < cfg.noise_prob
         if use_noise.any():
             crops, chosen = self.noise.crops(batch, length, rng)
-            snr = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], batch).astype(np.float32)
-            mixed = mix_at_snr(out, torch.from_numpy(crops), torch.from_numpy(snr))
-            out = torch.where(use_noise.unsqueeze(-1), mixed, out)
-            for row, used in enumerate(use_noise.tolist()):
-                if used:
-                    noises[row], snrs[row] = self.noise.name(int(chosen[row])), float(snr[row])
+            drawn = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], batch).astype(np.float32)
+            mixed = mix_at_snr(out, torch.from_numpy(crops), torch.from_numpy(drawn))
+            out = torch.where(torch.from_numpy(use_noise).unsqueeze(-1), mixed, out)
+            noise, snr = np.where(use_noise, chosen, -1), np.where(use_noise, drawn, np.nan)
         gain_db = rng.uniform(cfg.gain_db[0], cfg.gain_db[1], batch).astype(np.float32)
         out = out * torch.from_numpy(10 ** (gain_db / 20)).unsqueeze(-1)
-        peak = out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
-        applied = [
-            Degradation(*row, float(g)) for row, g in zip(zip(rooms, noises, snrs, strict=True), gain_db, strict=True)
-        ]
-        return out / peak, applied  # a recording clips at full scale; keep within [-1, 1] without clipping
+        peak = out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)  # a recording clips at full scale;
+        return out / peak, _Draws(room, noise, snr, gain_db)  # keep within [-1, 1] without clipping
 
     def degrade(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Degrade one mono excerpt (samples,) of any length; returns (samples,)."""
@@ -230,8 +236,15 @@ class Degrader:
 
     def degrade_described(self, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Degradation]:
         """Degrade one mono excerpt (samples,) of any length; returns (samples,) and what it got."""
-        out, applied = self.described(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)
-        return out[0].numpy(), applied[0]
+        out, draws = self._degrade(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)
+        room, noise, snr = int(draws.room[0]), int(draws.noise[0]), float(draws.snr_db[0])
+        applied = Degradation(
+            self.irs.name(room) if room >= 0 else None,
+            self.noise.name(noise) if noise >= 0 else None,
+            snr if noise >= 0 else None,
+            float(draws.gain_db[0]),
+        )
+        return out[0].numpy(), applied
 
 
 def spec_augment(spec: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

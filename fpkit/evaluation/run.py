@@ -486,7 +486,7 @@ class _Collector:
             best.offset_s if best else None,
             best.score if best else None,
             result.match is not None,
-            known and best is not None and ids[best.ref] == song,
+            bool(known and self.cand_song[slot, 0] == song),
             *((applied.snr_db, applied.noise, applied.room) if applied else ()),
         )
 
