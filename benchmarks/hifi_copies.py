@@ -36,16 +36,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40, help="songs to copy, the first in name order")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    songs = find_audio_files([args.songs])[: args.count]
     total_s = 0.0
-    for i, path in enumerate(find_audio_files([args.songs])[: args.count]):
+    for i, path in enumerate(songs):
         wave = stereo(load_audio(path, RATE))
         fmt, subtype, suffix = ("OGG", "VORBIS", ".ogg") if i % 2 == 0 else ("MP3", "MPEG_LAYER_III", ".mp3")
-        target = args.out / (Path(path).stem + suffix)
+        target = args.out / (path.stem + suffix)
         with sf.SoundFile(target, "w", RATE, 2, subtype, format=fmt, compression_level=QUALITY) as out:
             for start in range(0, len(wave), WRITE_FRAMES):
                 out.write(wave[start : start + WRITE_FRAMES])
         total_s += len(wave) / RATE
-    print(f"{args.out}: {i + 1} files, {total_s / 3600:.2f} h of 44.1 kHz stereo")
+    print(f"{args.out}: {len(songs)} files, {total_s / 3600:.2f} h of 44.1 kHz stereo")
 
 
 if __name__ == "__main__":
