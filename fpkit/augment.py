@@ -4,7 +4,7 @@ Training replicas and evaluation queries are made with the same building blocks:
 
 * `AudioBank`: background noise clips or room impulse responses, loaded from a folder or
   synthesised (coloured noise; exponentially decaying noise IRs) when none is given.
-* `reverberate`, `mix_at_snr`: batched time-domain operations with explicit parameters.
+* `reverberate`, `mix_at_snr`, `colour`: batched operations with explicit parameters.
 * `Degrader`: draws the random parameters (SNR, IR, gain) and applies the chain
   reverb -> background noise -> gain, to a batch (training) or one excerpt (queries), and says
   what it drew (`Degradation`).
@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 SYNTH_NOISE_CLIPS = 64
 SYNTH_NOISE_S = 10.0
 SYNTH_IRS = 64
+# A random colouring's response: gains at this many frequencies, evenly spread over the octaves
+# of this band and interpolated in decibels (flat beyond): two thirds of an octave apart, a
+# loudspeaker's or microphone's broad tilts and bumps rather than a room's fine comb.
+COLOUR_POINTS = 8
+COLOUR_BAND_HZ = (150.0, 4000.0)
+COLOUR_PAD = 1024  # samples of zero padding that take the zero-phase filter's ringing
 
 
 @dataclass
@@ -150,6 +156,28 @@ def mix_at_snr(wave: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) ->
     noise_power = noise.pow(2).mean(dim=-1).clamp_min(1e-10)
     scale = torch.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
     return wave + noise * scale.unsqueeze(-1)
+
+
+def colour(wave: torch.Tensor, gains_db: np.ndarray, sample_rate: int) -> torch.Tensor:
+    """Filter each row of `wave` (B, L) through a smooth zero-phase response; output (B, L).
+
+    Row b's response has gain `gains_db[b, i]` at the i-th of `COLOUR_POINTS` frequencies spread
+    evenly over the octaves of `COLOUR_BAND_HZ`, interpolated in decibels over log frequency.
+    """
+    length = wave.shape[-1]
+    size = 1 << (length + COLOUR_PAD - 1).bit_length()
+    where = np.log(np.fft.rfftfreq(size, 1 / sample_rate).clip(*COLOUR_BAND_HZ))
+    points = np.log(np.geomspace(*COLOUR_BAND_HZ, COLOUR_POINTS))
+    # Linear interpolation as a matrix (frequencies, points): one product gives every row's curve.
+    weights = np.stack([np.interp(where, points, unit) for unit in np.eye(COLOUR_POINTS)], axis=1)
+    curves_db = torch.from_numpy(gains_db.astype(np.float32)) @ torch.from_numpy(weights.astype(np.float32)).T
+    response = torch.exp(curves_db * (np.log(10) / 20))
+    return torch.fft.irfft(torch.fft.rfft(wave, size) * response, size)[..., :length]
+
+
+def random_gains_db(batch: int, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Gains for `colour`, (batch, COLOUR_POINTS), uniform in +-`max_db`."""
+    return rng.uniform(-max_db, max_db, (batch, COLOUR_POINTS))
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,10 @@ class AugmentConfig:
     # a turntable would), drawn per anchor, and its replica cut from the same played music, so
     # that every song also serves as new songs; [1, 1] plays it as it is.
     speed: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    # Training only: each replica's music passes through its own random smooth frequency
+    # response (what a loudspeaker, a room and a microphone do to its timbre), with gains drawn
+    # from +-eq_db at points spread over the octaves; 0 leaves it as it is.
+    eq_db: float = 0.0
 
     def validate(self) -> None:
         _require(0 <= self.offset_s < 1, "offset_s", "must be in [0, 1)")
@@ -167,6 +171,7 @@ class AugmentConfig:
         _require(self.ir_max_s > 0, "ir_max_s", "must be positive")
         _require(0 < self.cutout_max_frac <= 1, "cutout_max_frac", "must be in (0, 1]")
         _require(self.band_mask_max >= 0, "band_mask_max", "must be >= 0")
+        _require(self.eq_db >= 0, "eq_db", "must be >= 0")
 
 
 # The network's arithmetic: "auto" is bfloat16 where the hardware computes it natively

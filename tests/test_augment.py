@@ -12,11 +12,15 @@ from synth import make_song, write_audio
 
 from fpkit.audio import AudioError
 from fpkit.augment import (
+    COLOUR_BAND_HZ,
+    COLOUR_POINTS,
     AudioBank,
     Degrader,
+    colour,
     load_ir_bank,
     load_noise_bank,
     mix_at_snr,
+    random_gains_db,
     reverberate,
     spec_augment,
     synth_ir_bank,
@@ -66,6 +70,32 @@ def test_reverberate_with_a_delayed_impulse_shifts() -> None:
     out = reverberate(wave, impulse)
     torch.testing.assert_close(out[0, 37:], 0.5 * wave[0, :-37], atol=1e-5, rtol=0)
     torch.testing.assert_close(out[0, :37], torch.zeros(37), atol=1e-5, rtol=0)
+
+
+def test_colour_with_zero_gains_is_the_identity() -> None:
+    wave = songs(2)
+    torch.testing.assert_close(colour(wave, np.zeros((2, COLOUR_POINTS)), RATE), wave, atol=1e-5, rtol=0)
+
+
+def test_colour_gives_each_row_its_response() -> None:
+    """A tone comes out at the gain interpolated in decibels over log frequency, flat beyond the band."""
+    tones_hz = [100.0, 300.0, 1000.0, 3000.0]
+    t = np.arange(2 * RATE) / RATE
+    tones = torch.from_numpy(np.stack([np.sin(2 * np.pi * f * t) for f in tones_hz]).astype(np.float32))
+    gains = np.stack([np.linspace(-10, 10, COLOUR_POINTS), np.linspace(6, -6, COLOUR_POINTS)])
+    points = np.log(np.geomspace(*COLOUR_BAND_HZ, COLOUR_POINTS))
+    for row in gains:
+        out = colour(tones, np.tile(row, (len(tones_hz), 1)), RATE)
+        middle = slice(RATE // 2, -RATE // 2)  # away from the edges, where the tone starts and stops
+        measured = 20 * torch.log10(out[:, middle].pow(2).mean(1).sqrt() / tones[:, middle].pow(2).mean(1).sqrt())
+        expected = np.interp(np.log(tones_hz), points, row)
+        np.testing.assert_allclose(measured.numpy(), expected, atol=0.05)
+
+
+def test_random_gains_stay_within_the_bound() -> None:
+    gains = random_gains_db(500, 8.0, np.random.default_rng(0))
+    assert gains.shape == (500, COLOUR_POINTS)
+    assert np.abs(gains).max() <= 8.0 and gains.std() > 4.0
 
 
 def spectrograms(batch: int = 6) -> torch.Tensor:

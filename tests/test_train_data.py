@@ -39,3 +39,25 @@ def test_anchors_of_music_played_faster_are_higher(tiny_config: Config, tmp_path
     song = Song(str(tmp_path / "tone.wav"), str(tmp_path / "tone.npy"), len(tone))
     assert anchor_frequency(tiny_config, song, [1.0, 1.0]) == pytest.approx(500, abs=10)
     assert anchor_frequency(tiny_config, song, [1.5, 1.5]) == pytest.approx(750, abs=10)
+
+
+def test_eq_colours_replicas_and_leaves_anchors(tiny_config: Config, tmp_path: Path) -> None:
+    rate = tiny_config.audio.sample_rate
+    wave = np.random.default_rng(0).standard_normal(20 * rate).astype(np.float16)
+    np.save(tmp_path / "noise.npy", wave)
+    song = Song(str(tmp_path / "noise.wav"), str(tmp_path / "noise.npy"), len(wave))
+    framing = build_model(tiny_config).frontend.framing
+
+    def batch(eq_db: float) -> tuple[np.ndarray, np.ndarray]:
+        augment = dataclasses.replace(tiny_config.augment, eq_db=eq_db, noise_prob=0.0, ir_prob=0.0, gain_db=[0.0, 0.0])
+        degrader = Degrader.from_folders(augment, rate, None, None, seed=0)
+        anchors, replicas = PairBatches([song], tiny_config.audio, framing, augment, degrader, 4, seed=0)[0]
+        return anchors.numpy(), replicas.numpy()
+
+    flat_anchors, flat_replicas = batch(0.0)
+    anchors, replicas = batch(12.0)
+    np.testing.assert_array_equal(anchors, flat_anchors)
+    # The same music (the offsets are drawn first), each replica with its own timbre.
+    level = 20 * np.log10(np.abs(np.fft.rfft(replicas, axis=1)) / np.abs(np.fft.rfft(flat_replicas, axis=1)) + 1e-9)
+    bands = level[:, : level.shape[1] // 2].reshape(4, 8, -1).mean(axis=2)  # up to rate / 4
+    assert np.abs(bands).max() > 3 and not np.allclose(bands[0], bands[1], atol=1)

@@ -18,7 +18,7 @@ import torch
 
 from fpkit.atomic import atomic_write
 from fpkit.audio import AudioError, crop, find_audio_files, load_audio
-from fpkit.augment import Degrader
+from fpkit.augment import Degrader, colour, random_gains_db
 from fpkit.config import AudioConfig, AugmentConfig
 from fpkit.errors import FpkitError
 from fpkit.features import Framing
@@ -130,8 +130,8 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Index k -> (anchors, replicas), each (n, framing.window) float32 segment windows.
 
     Anchors are clean 1 s excerpts at random positions, with every second of music equally
-    likely. A replica starts within +-`offset_s` of its anchor and is degraded (reverb,
-    background noise, gain); it is cut with `reverb_context` samples before its window so that
+    likely. A replica starts within +-`offset_s` of its anchor and is degraded (a random colouring
+    when `eq_db` > 0, reverb, background noise, gain); it is cut with `reverb_context` samples before its window so that
     the room's reverberation of the preceding music is heard, as in a real recording.
     """
 
@@ -155,6 +155,8 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.reverb_context = round(augment.ir_max_s * audio.sample_rate)
         self.degrader = degrader
         self.speed = augment.speed
+        self.eq_db = augment.eq_db
+        self.sample_rate = audio.sample_rate
         self.n = anchors_per_batch
         self.seed = seed
         self.rank = rank
@@ -186,7 +188,10 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 music = played_faster(wave, start, float(rng.uniform(self.speed[0], self.speed[1])), first, span)
             anchors[i] = music[self.margin + self.reverb_context :][:window]
             raw[i] = music[self.margin + shift :][:length]
-        replicas = self.degrader(torch.from_numpy(raw), rng)[:, self.reverb_context :]
+        played = torch.from_numpy(raw)
+        if self.eq_db > 0:  # no draw when off, so that runs without it keep their batches
+            played = colour(played, random_gains_db(self.n, self.eq_db, rng), self.sample_rate)
+        replicas = self.degrader(played, rng)[:, self.reverb_context :]
         return torch.from_numpy(anchors), replicas.contiguous()
 
     def _wave(self, song: Song) -> np.ndarray:
