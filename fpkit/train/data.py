@@ -130,9 +130,10 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Index k -> (anchors, replicas), each (n, framing.window) float32 segment windows.
 
     Anchors are clean 1 s excerpts at random positions, with every second of music equally
-    likely. A replica starts within +-`offset_s` of its anchor and is degraded (a random colouring
-    when `eq_db` > 0, reverb, background noise, gain); it is cut with `reverb_context` samples before its window so that
-    the room's reverberation of the preceding music is heard, as in a real recording.
+    likely. A replica starts within +-`offset_s` of its anchor and is degraded (a random
+    colouring when `eq_db` > 0, reverb, background noise, gain); it is cut with `reverb_context`
+    samples before its window so that the room's reverberation of the preceding music is heard,
+    as in a real recording.
     """
 
     def __init__(
