@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 SYNTH_NOISE_CLIPS = 64
 SYNTH_NOISE_S = 10.0
 SYNTH_IRS = 64
+SIMULATED = -2  # `_Draws.room` of a row whose room was simulated (-1: dry)
 # A random colouring's response: gains at this many frequencies, evenly spread over the octaves
 # of this band and interpolated in decibels (flat beyond): two thirds of an octave apart, a
 # loudspeaker's or microphone's broad tilts and bumps rather than a room's fine comb.
 COLOUR_POINTS = 8
 COLOUR_BAND_HZ = (150.0, 4000.0)
+DEVICE_POINTS = 15  # a simulated room's device response: gains a third of an octave apart over COLOUR_BAND_HZ
 COLOUR_PAD = 1024  # samples of zero padding that take the zero-phase filter's ringing
 
 
@@ -121,6 +123,52 @@ def synth_ir_bank(sample_rate: int, max_s: float, seed: int = 0) -> AudioBank:
     return AudioBank(clips, sample_rate, "synthetic")
 
 
+def simulate_rooms(count: int, sample_rate: int, max_s: float, rng: np.random.Generator) -> np.ndarray:
+    """`count` random rooms heard through random devices: impulse responses (count, max_s * rate), unit energy.
+
+    The room: a direct path; 2-8 early reflections 0.5-15 ms after it, each of either sign at
+    0.1-0.9 of its level (a wall, a table or the phone's own body: the comb filtering that puts
+    ripples a few decibels deep and 70-2,000 Hz apart into a recording); a diffuse tail from 3-25 ms
+    on, 10 dB above to 10 dB below the direct path and reflections in energy, decaying with an
+    RT60 of 0.15-1.2 s (log-uniform) below a crossover at 1-3 kHz and 0.3-0.8 times as fast
+    above it, as walls and air absorb high frequencies sooner. The loudspeaker and microphone: a
+    tilt of up to +-6 dB per octave about 1 kHz and gains of up to +-4 dB at points a third of an
+    octave apart. The 18 real rooms of `ir/train` spread their 1/6-octave levels over 300-4000 Hz
+    with a standard deviation of 1.3-8.8 dB (median 2.4); these 2.2-5.3 (10th to 90th
+    percentile, median 3.5).
+    """
+    n = max(2, int(max_s * sample_rate))
+    t = np.arange(n) / sample_rate
+    early = np.zeros((count, n))
+    early[:, 0] = 1.0
+    for row in range(count):
+        reflections = int(rng.integers(2, 9))
+        delays = np.minimum(n - 1, np.round(rng.uniform(0.0005, 0.015, reflections) * sample_rate).astype(int))
+        gains = rng.choice([-1.0, 1.0], reflections) * rng.uniform(0.1, 0.9, reflections)
+        np.add.at(early[row], delays, gains)
+    rt60 = np.exp(rng.uniform(np.log(0.15), np.log(1.2), (count, 1)))
+    rt60_high = rt60 * rng.uniform(0.3, 0.8, (count, 1))
+    crossover = rng.uniform(1000.0, 3000.0, (count, 1))
+    freqs = np.fft.rfftfreq(n, 1 / sample_rate)
+    low_share = 1 / (1 + (freqs / crossover) ** 4)  # a smooth split of white noise into two bands
+    noise = np.fft.rfft(rng.standard_normal((count, n)), axis=-1)
+    low = np.fft.irfft(noise * low_share, n, axis=-1)
+    high = np.fft.irfft(noise * (1 - low_share), n, axis=-1)
+    onset = rng.uniform(0.003, 0.025, (count, 1))
+    after = np.clip(t - onset, 0, None)
+    tail = (low * np.exp(-6.9 * after / rt60) + high * np.exp(-6.9 * after / rt60_high)) * (t >= onset)
+    ratio_db = rng.uniform(-10.0, 10.0, (count, 1))  # direct and early energy over the tail's
+    energy_ratio = np.sum(early**2, axis=1, keepdims=True) / np.sum(tail**2, axis=1, keepdims=True)
+    tail *= np.sqrt(energy_ratio / 10 ** (ratio_db / 10))
+    octaves = np.log2(np.clip(freqs, *COLOUR_BAND_HZ) / 1000.0)
+    points = np.log2(np.geomspace(*COLOUR_BAND_HZ, DEVICE_POINTS) / 1000.0)
+    interpolation = np.stack([np.interp(octaves, points, unit) for unit in np.eye(DEVICE_POINTS)])  # (points, freqs)
+    bumps = rng.uniform(-4.0, 4.0, (count, DEVICE_POINTS)) @ interpolation
+    device_db = rng.uniform(-6.0, 6.0, (count, 1)) * octaves + bumps
+    rooms = np.fft.irfft(np.fft.rfft(early + tail, axis=-1) * 10 ** (device_db / 20), n, axis=-1)
+    return (rooms / np.sqrt(np.sum(rooms**2, axis=1, keepdims=True))).astype(np.float32)
+
+
 def _load_clips(folder: str | Path, sample_rate: int) -> list[tuple[np.ndarray, str]]:
     """Each readable audio file under `folder`, with its path relative to the folder."""
     clips = []
@@ -184,7 +232,7 @@ def random_gains_db(batch: int, max_db: float, rng: np.random.Generator) -> np.n
 class Degradation:
     """What `Degrader` drew for one excerpt."""
 
-    room: str | None  # the impulse response (`AudioBank.name`); None when dry
+    room: str | None  # the impulse response (`AudioBank.name`, or "simulated"); None when dry
     noise: str | None  # the background noise recording; None when none was added
     snr_db: float | None  # the excerpt's power over the noise's
     gain_db: float
@@ -228,11 +276,17 @@ class Degrader:
         irs = synth_ir_bank(rate, self.config.ir_max_s, seed) if self.irs.source == "synthetic" else self.irs
         return Degrader(self.config, noise, irs)
 
-    def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Degrade a batch (B, L) of clean waveforms; returns (B, L)."""
-        return self._degrade(wave, rng)[0]
+    def __call__(self, wave: torch.Tensor, rng: np.random.Generator, simulated_rooms: float = 0.0) -> torch.Tensor:
+        """Degrade a batch (B, L) of clean waveforms; returns (B, L).
 
-    def _degrade(self, wave: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, _Draws]:
+        `simulated_rooms`: the share of reverberated rows whose room is simulated (`simulate_rooms`)
+        instead of drawn from the bank.
+        """
+        return self._degrade(wave, rng, simulated_rooms)[0]
+
+    def _degrade(
+        self, wave: torch.Tensor, rng: np.random.Generator, simulated_rooms: float = 0.0
+    ) -> tuple[torch.Tensor, _Draws]:
         """Degrade a batch (B, L) of clean waveforms; returns (B, L) and what each row got."""
         cfg = self.config
         batch, length = wave.shape
@@ -243,6 +297,8 @@ class Degrader:
         use_ir = rng.random(batch) < cfg.ir_prob
         if use_ir.any():
             irs, chosen = self.irs.pick(batch, rng)
+            if simulated_rooms > 0:  # no draw when off, so that runs without it keep their batches
+                irs, chosen = self._with_simulated(irs, chosen, simulated_rooms, rng)
             wet = reverberate(out, torch.from_numpy(irs))
             out = torch.where(torch.from_numpy(use_ir).unsqueeze(-1), wet, out)
             room = np.where(use_ir, chosen, -1)
@@ -258,6 +314,19 @@ class Degrader:
         peak = out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)  # a recording clips at full scale;
         return out / peak, _Draws(room, noise, snr, gain_db)  # keep within [-1, 1] without clipping
 
+    def _with_simulated(
+        self, irs: np.ndarray, chosen: np.ndarray, share: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`irs` (B, K) with about `share` of its rows replaced by simulated rooms (their `chosen`: SIMULATED)."""
+        simulated = rng.random(len(irs)) < share
+        rooms = simulate_rooms(int(simulated.sum()), self.irs.sample_rate, self.config.ir_max_s, rng)
+        width = max(irs.shape[1], rooms.shape[1])
+        out = np.zeros((len(irs), width), dtype=np.float32)
+        out[:, : irs.shape[1]] = irs
+        out[simulated] = 0.0
+        out[simulated, : rooms.shape[1]] = rooms
+        return out, np.where(simulated, SIMULATED, chosen)
+
     def degrade(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Degrade one mono excerpt (samples,) of any length; returns (samples,)."""
         return self.degrade_described(wave, rng)[0]
@@ -267,7 +336,7 @@ class Degrader:
         out, draws = self._degrade(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None], rng)
         room, noise, snr = int(draws.room[0]), int(draws.noise[0]), float(draws.snr_db[0])
         applied = Degradation(
-            self.irs.name(room) if room >= 0 else None,
+            "simulated" if room == SIMULATED else self.irs.name(room) if room >= 0 else None,
             self.noise.name(noise) if noise >= 0 else None,
             snr if noise >= 0 else None,
             float(draws.gain_db[0]),

@@ -160,11 +160,14 @@ class AugmentConfig:
     # response (what a loudspeaker, a room and a microphone do to its timbre), with gains drawn
     # from +-eq_db at points spread over the octaves; 0 leaves it as it is.
     eq_db: float = 0.0
+    # Training only: this share of the reverberated replicas gets a simulated room, drawn anew for
+    # each (`fpkit.augment.simulate_rooms`), instead of one from the impulse-response bank; 0: the bank alone.
+    simulated_rooms: float = 0.0
 
     def validate(self) -> None:
         _require(0 <= self.offset_s < 1, "offset_s", "must be in [0, 1)")
         _require(len(self.speed) == 2 and 0 < self.speed[0] <= self.speed[1], "speed", "must be [low, high], > 0")
-        for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob"):
+        for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob", "simulated_rooms"):
             _require(0 <= getattr(self, name) <= 1, name, "must be a probability in [0, 1]")
         _require(len(self.snr_db) == 2 and self.snr_db[0] <= self.snr_db[1], "snr_db", "must be [low, high]")
         _require(len(self.gain_db) == 2 and self.gain_db[0] <= self.gain_db[1], "gain_db", "must be [low, high]")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fpkit.audio import AudioError
 from fpkit.augment import (
     COLOUR_BAND_HZ,
     COLOUR_POINTS,
+    SIMULATED,
     AudioBank,
     Degrader,
     colour,
@@ -22,6 +24,7 @@ from fpkit.augment import (
     mix_at_snr,
     random_gains_db,
     reverberate,
+    simulate_rooms,
     spec_augment,
     synth_ir_bank,
     synth_noise_bank,
@@ -167,6 +170,42 @@ def test_synth_banks() -> None:
         assert len(ir) <= 0.5 * RATE
         assert np.sum(ir.astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-4)
         assert np.argmax(np.abs(ir)) == 0  # the direct path comes first
+
+
+def band_levels_db(irs: np.ndarray) -> np.ndarray:
+    """Each impulse response's level in sixth-octave bands over 300-4000 Hz, (rooms, bands)."""
+    power = np.abs(np.fft.rfft(irs, 8192, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(8192, 1 / RATE)
+    edges = 300 * 2 ** (np.arange(23) / 6)
+    bands = [power[:, (freqs >= low) & (freqs < high)].mean(axis=1) for low, high in itertools.pairwise(edges)]
+    return 10 * np.log10(np.stack(bands, axis=1))
+
+
+def test_simulated_rooms_are_unit_energy_coloured_and_each_its_own() -> None:
+    rooms = simulate_rooms(64, RATE, 0.5, np.random.default_rng(0))
+    assert rooms.shape == (64, 4000) and rooms.dtype == np.float32
+    np.testing.assert_allclose(np.sum(rooms.astype(np.float64) ** 2, axis=1), 1.0, rtol=1e-4)
+    spread = band_levels_db(rooms).std(axis=1)
+    assert np.median(spread) > 2 and spread.max() > 4  # coloured as real rooms and devices are, or more
+    late = np.sum(rooms[:, 400:] ** 2, axis=1)  # energy after 50 ms: every room has a tail
+    assert (late > 1e-4).all() and late.max() > 0.3
+    assert np.corrcoef(rooms[:2])[0, 1] < 0.5
+    np.testing.assert_array_equal(rooms, simulate_rooms(64, RATE, 0.5, np.random.default_rng(0)))
+    assert simulate_rooms(0, RATE, 0.5, np.random.default_rng(0)).shape == (0, 4000)
+
+
+def test_degrader_simulates_the_share_of_rooms_asked_for() -> None:
+    wave = songs(6)
+    d = degrader(noise_prob=0.0, gain_db=[0.0, 0.0])
+    # Off draws nothing more: the bank's rooms, exactly as without the argument.
+    assert torch.equal(d(wave, np.random.default_rng(3), 0.0), d(wave, np.random.default_rng(3)))
+    simulated = d(wave, np.random.default_rng(3), 1.0)
+    assert simulated.shape == wave.shape and torch.isfinite(simulated).all()
+    assert not torch.allclose(simulated, d(wave, np.random.default_rng(3)), atol=1e-3)
+    _, draws = d._degrade(wave, np.random.default_rng(3), 1.0)
+    assert (draws.room == SIMULATED).all()
+    _, draws = d._degrade(torch.zeros(400, 800), np.random.default_rng(3), 0.5)
+    assert 0.4 < np.mean(draws.room == SIMULATED) < 0.6 and (draws.room >= 0).any()
 
 
 def test_crops_loop_short_clips() -> None:

@@ -61,3 +61,22 @@ def test_eq_colours_replicas_and_leaves_anchors(tiny_config: Config, tmp_path: P
     level = 20 * np.log10(np.abs(np.fft.rfft(replicas, axis=1)) / np.abs(np.fft.rfft(flat_replicas, axis=1)) + 1e-9)
     bands = level[:, : level.shape[1] // 2].reshape(4, 8, -1).mean(axis=2)  # up to rate / 4
     assert np.abs(bands).max() > 3 and not np.allclose(bands[0], bands[1], atol=1)
+
+
+def test_simulated_rooms_reverberate_replicas_and_leave_anchors(tiny_config: Config, tmp_path: Path) -> None:
+    rate = tiny_config.audio.sample_rate
+    wave = np.random.default_rng(0).standard_normal(20 * rate).astype(np.float16)
+    np.save(tmp_path / "noise.npy", wave)
+    song = Song(str(tmp_path / "noise.wav"), str(tmp_path / "noise.npy"), len(wave))
+    framing = build_model(tiny_config).frontend.framing
+
+    def batch(share: float) -> tuple[np.ndarray, np.ndarray]:
+        augment = dataclasses.replace(tiny_config.augment, simulated_rooms=share, noise_prob=0.0, gain_db=[0.0, 0.0])
+        degrader = Degrader.from_folders(augment, rate, None, None, seed=0)
+        anchors, replicas = PairBatches([song], tiny_config.audio, framing, augment, degrader, 4, seed=0)[0]
+        return anchors.numpy(), replicas.numpy()
+
+    bank_anchors, bank_replicas = batch(0.0)
+    anchors, replicas = batch(1.0)
+    np.testing.assert_array_equal(anchors, bank_anchors)
+    assert replicas.shape == bank_replicas.shape and not np.allclose(replicas, bank_replicas, atol=1e-3)

@@ -131,9 +131,9 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     Anchors are clean 1 s excerpts at random positions, with every second of music equally
     likely. A replica starts within +-`offset_s` of its anchor and is degraded (a random
-    colouring when `eq_db` > 0, reverb, background noise, gain); it is cut with `reverb_context`
-    samples before its window so that the room's reverberation of the preceding music is heard,
-    as in a real recording.
+    colouring when `eq_db` > 0, reverb in a bank's or a simulated room, background noise, gain);
+    it is cut with `reverb_context` samples before its window so that the room's reverberation
+    of the preceding music is heard, as in a real recording.
     """
 
     def __init__(
@@ -157,6 +157,7 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.degrader = degrader
         self.speed = augment.speed
         self.eq_db = augment.eq_db
+        self.simulated_rooms = augment.simulated_rooms
         self.sample_rate = audio.sample_rate
         self.n = anchors_per_batch
         self.seed = seed
@@ -192,7 +193,7 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         played = torch.from_numpy(raw)
         if self.eq_db > 0:  # no draw when off, so that runs without it keep their batches
             played = colour(played, random_gains_db(self.n, self.eq_db, rng), self.sample_rate)
-        replicas = self.degrader(played, rng)[:, self.reverb_context :]
+        replicas = self.degrader(played, rng, self.simulated_rooms)[:, self.reverb_context :]
         return torch.from_numpy(anchors), replicas.contiguous()
 
     def _wave(self, song: Song) -> np.ndarray:
