@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,21 +42,22 @@ def test_anchors_of_music_played_faster_are_higher(tiny_config: Config, tmp_path
     assert anchor_frequency(tiny_config, song, [1.5, 1.5]) == pytest.approx(750, abs=10)
 
 
-def test_eq_colours_replicas_and_leaves_anchors(tiny_config: Config, tmp_path: Path) -> None:
-    rate = tiny_config.audio.sample_rate
+def white_noise_batch(config: Config, tmp_path: Path, **augment_changes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """PairBatches' first batch (4 anchors, their replicas) from 20 s of white noise, no noise or gain added."""
+    rate = config.audio.sample_rate
     wave = np.random.default_rng(0).standard_normal(20 * rate).astype(np.float16)
     np.save(tmp_path / "noise.npy", wave)
     song = Song(str(tmp_path / "noise.wav"), str(tmp_path / "noise.npy"), len(wave))
-    framing = build_model(tiny_config).frontend.framing
+    augment = dataclasses.replace(config.augment, noise_prob=0.0, gain_db=[0.0, 0.0], **augment_changes)
+    degrader = Degrader.from_folders(augment, rate, None, None, seed=0)
+    framing = build_model(config).frontend.framing
+    anchors, replicas = PairBatches([song], config.audio, framing, augment, degrader, 4, seed=0)[0]
+    return anchors.numpy(), replicas.numpy()
 
-    def batch(eq_db: float) -> tuple[np.ndarray, np.ndarray]:
-        augment = dataclasses.replace(tiny_config.augment, eq_db=eq_db, noise_prob=0.0, ir_prob=0.0, gain_db=[0.0, 0.0])
-        degrader = Degrader.from_folders(augment, rate, None, None, seed=0)
-        anchors, replicas = PairBatches([song], tiny_config.audio, framing, augment, degrader, 4, seed=0)[0]
-        return anchors.numpy(), replicas.numpy()
 
-    flat_anchors, flat_replicas = batch(0.0)
-    anchors, replicas = batch(12.0)
+def test_eq_colours_replicas_and_leaves_anchors(tiny_config: Config, tmp_path: Path) -> None:
+    flat_anchors, flat_replicas = white_noise_batch(tiny_config, tmp_path, eq_db=0.0, ir_prob=0.0)
+    anchors, replicas = white_noise_batch(tiny_config, tmp_path, eq_db=12.0, ir_prob=0.0)
     np.testing.assert_array_equal(anchors, flat_anchors)
     # The same music (the offsets are drawn first), each replica with its own timbre.
     level = 20 * np.log10(np.abs(np.fft.rfft(replicas, axis=1)) / np.abs(np.fft.rfft(flat_replicas, axis=1)) + 1e-9)
@@ -64,19 +66,7 @@ def test_eq_colours_replicas_and_leaves_anchors(tiny_config: Config, tmp_path: P
 
 
 def test_simulated_rooms_reverberate_replicas_and_leave_anchors(tiny_config: Config, tmp_path: Path) -> None:
-    rate = tiny_config.audio.sample_rate
-    wave = np.random.default_rng(0).standard_normal(20 * rate).astype(np.float16)
-    np.save(tmp_path / "noise.npy", wave)
-    song = Song(str(tmp_path / "noise.wav"), str(tmp_path / "noise.npy"), len(wave))
-    framing = build_model(tiny_config).frontend.framing
-
-    def batch(share: float) -> tuple[np.ndarray, np.ndarray]:
-        augment = dataclasses.replace(tiny_config.augment, simulated_rooms=share, noise_prob=0.0, gain_db=[0.0, 0.0])
-        degrader = Degrader.from_folders(augment, rate, None, None, seed=0)
-        anchors, replicas = PairBatches([song], tiny_config.audio, framing, augment, degrader, 4, seed=0)[0]
-        return anchors.numpy(), replicas.numpy()
-
-    bank_anchors, bank_replicas = batch(0.0)
-    anchors, replicas = batch(1.0)
+    bank_anchors, bank_replicas = white_noise_batch(tiny_config, tmp_path, simulated_rooms=0.0)
+    anchors, replicas = white_noise_batch(tiny_config, tmp_path, simulated_rooms=1.0)
     np.testing.assert_array_equal(anchors, bank_anchors)
     assert replicas.shape == bank_replicas.shape and not np.allclose(replicas, bank_replicas, atol=1e-3)
