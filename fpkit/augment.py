@@ -123,6 +123,12 @@ def synth_ir_bank(sample_rate: int, max_s: float, seed: int = 0) -> AudioBank:
     return AudioBank(clips, sample_rate, "synthetic")
 
 
+def interpolation_matrix(where: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Linear interpolation from values at `points` to `where` as a matrix (points, where): one
+    product with gains (rows, points) gives every row's curve (rows, where)."""
+    return np.stack([np.interp(where, points, unit) for unit in np.eye(len(points))])
+
+
 def simulate_rooms(count: int, sample_rate: int, max_s: float, rng: np.random.Generator) -> np.ndarray:
     """`count` random rooms heard through random devices: impulse responses (count, max_s * rate), unit energy.
 
@@ -162,8 +168,7 @@ def simulate_rooms(count: int, sample_rate: int, max_s: float, rng: np.random.Ge
     tail *= np.sqrt(energy_ratio / 10 ** (ratio_db / 10))
     octaves = np.log2(np.clip(freqs, *COLOUR_BAND_HZ) / 1000.0)
     points = np.log2(np.geomspace(*COLOUR_BAND_HZ, DEVICE_POINTS) / 1000.0)
-    interpolation = np.stack([np.interp(octaves, points, unit) for unit in np.eye(DEVICE_POINTS)])  # (points, freqs)
-    bumps = rng.uniform(-4.0, 4.0, (count, DEVICE_POINTS)) @ interpolation
+    bumps = rng.uniform(-4.0, 4.0, (count, DEVICE_POINTS)) @ interpolation_matrix(octaves, points)
     device_db = rng.uniform(-6.0, 6.0, (count, 1)) * octaves + bumps
     rooms = np.fft.irfft(np.fft.rfft(early + tail, axis=-1) * 10 ** (device_db / 20), n, axis=-1)
     return (rooms / np.sqrt(np.sum(rooms**2, axis=1, keepdims=True))).astype(np.float32)
@@ -216,9 +221,8 @@ def colour(wave: torch.Tensor, gains_db: np.ndarray, sample_rate: int) -> torch.
     size = 1 << (length + COLOUR_PAD - 1).bit_length()
     where = np.log(np.fft.rfftfreq(size, 1 / sample_rate).clip(*COLOUR_BAND_HZ))
     points = np.log(np.geomspace(*COLOUR_BAND_HZ, COLOUR_POINTS))
-    # Linear interpolation as a matrix (frequencies, points): one product gives every row's curve.
-    weights = np.stack([np.interp(where, points, unit) for unit in np.eye(COLOUR_POINTS)], axis=1)
-    curves_db = torch.from_numpy(gains_db.astype(np.float32)) @ torch.from_numpy(weights.astype(np.float32)).T
+    weights = torch.from_numpy(interpolation_matrix(where, points).astype(np.float32))
+    curves_db = torch.from_numpy(gains_db.astype(np.float32)) @ weights
     response = torch.exp(curves_db * (np.log(10) / 20))
     return torch.fft.irfft(torch.fft.rfft(wave, size) * response, size)[..., :length]
 
