@@ -13,7 +13,8 @@ Needs pyroomacoustics (not an fpkit dependency; tested with 0.10.1), e.g. in a s
     python -m venv ../rooms-env && ../rooms-env/bin/pip install pyroomacoustics soundfile
     ../rooms-env/bin/python benchmarks/image_source_rooms.py ../extra/unseen-rooms --count 19 --seed 7
 
-(about 15 minutes on 2 cores: halls are often drawn again, and each takes seconds to trace).
+(19 rooms took about 20 minutes in one process on a 2-core EPYC: halls are often drawn again,
+and each takes seconds to trace).
 """
 
 from __future__ import annotations
