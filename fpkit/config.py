@@ -271,6 +271,10 @@ class SearchConfig:
     # wins (for nets that tolerate no misalignment); "mean", every copy every placement,
     # averaged (for nets trained with an offset margin: fewer chance matches, finer offsets).
     subhop_pooling: SubhopPooling = "max"
+    # Re-place each reported candidate where the copies' mean similarity peaks (among the
+    # placements proposed in its song and those within a hop), keeping its song and score:
+    # `mean`'s finer offsets with `max`'s scores, for nets trained with an offset margin.
+    refine_offsets: bool = False
     threshold: float = 0.5  # best score below this is reported as no match
     # Each candidate's score is its mean cosine plus this times its lead over the best other
     # song (negative for all but the best): a match must stand out, not only be similar.

@@ -87,6 +87,35 @@ def test_mean_pooling_prefers_what_every_copy_finds_to_one_copy_s_chance_match()
     assert best["mean"].song == 1
 
 
+def test_refined_offsets_move_to_where_the_copies_agree_and_keep_the_best_copy_s_score() -> None:
+    """Orthogonal rows: a query row scores 1 against its own stored row and 0 against any other.
+
+    The unshifted copy matches song 1 at row 3 exactly (1.5 s, score 1); the copy shifted by 0.25 s
+    matches row 4 (1.75 s) well and row 3 negatively. The best copy alone says 1.5 s; averaged
+    over both copies, 1.75 s scores (0.96 + 0.5) / 2 and 1.5 s only (1 + 0.34) / 2.
+    """
+    stored = np.eye(30, 32, dtype=np.float32)
+    index = faiss.IndexFlatIP(32)
+    index.add(stored)
+    songs = SongTable(np.array([0, 10]), np.array([10, 20]))
+    shifted = unit_rows(stored[14:17] - 0.3 * stored[13:16])
+    query = QueryPrints(np.array([0.0, 0.25]), [stored[13:16], shifted])
+    plain = sequence_search(index, stored, songs, query, 0.5, segment_k=3, max_candidates=100)
+    refined = sequence_search(index, stored, songs, query, 0.5, segment_k=3, max_candidates=100, refine_top=1)
+    assert (plain[0].song, plain[0].offset_s, plain[0].score) == (1, 1.5, pytest.approx(1.0))
+    assert (refined[0].song, refined[0].offset_s, refined[0].score) == (1, 1.75, pytest.approx(1.0))
+    assert refined[1:] == plain[1:]
+
+
+def test_refined_offsets_change_no_song_and_no_score(tmp_path: Path, model: LoadedModel, songs: list[Path]) -> None:
+    db = indexed_db(tmp_path / "db", songs, model)
+    plain = Searcher(db, model, dataclasses.replace(model.config.search, refine_offsets=False))
+    refined = Searcher(db, model, dataclasses.replace(model.config.search, refine_offsets=True))
+    for _, _, clip in random_excerpts(8, seed=4):
+        before, after = plain.search_wave(clip, "clip"), refined.search_wave(clip, "clip")
+        assert [(c.ref, c.score) for c in after.candidates] == [(c.ref, c.score) for c in before.candidates]
+
+
 def test_a_query_copy_without_index_hits_proposes_nothing() -> None:
     """A fast-scan index finds no rows (-1) for a copy whose segments are all blank (zero vectors)."""
     stored = np.eye(8, dtype=np.float32)
@@ -129,10 +158,12 @@ def test_unknown_audio_has_no_match(tmp_path: Path, model: LoadedModel, songs: l
 
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.exists(), reason="needs a trained model: untrained nets are not noise-robust")
-@pytest.mark.parametrize("pooling", ["max", "mean"])
-def test_noisy_excerpts_are_found_with_the_shipped_model(tmp_path: Path, songs: list[Path], pooling: str) -> None:
+@pytest.mark.parametrize(("pooling", "refine"), [("max", False), ("mean", False), ("max", True)])
+def test_noisy_excerpts_are_found_with_the_shipped_model(
+    tmp_path: Path, songs: list[Path], pooling: str, refine: bool
+) -> None:
     model = load_model(None)
-    config = dataclasses.replace(model.config.search, subhop_pooling=pooling)
+    config = dataclasses.replace(model.config.search, subhop_pooling=pooling, refine_offsets=refine)
     searcher = Searcher(indexed_db(tmp_path / "db", songs, model), model, config)
     degrader = Degrader.from_folders(model.config.augment, RATE, None, None)
     rng = np.random.default_rng(0)

@@ -14,6 +14,10 @@ between, and averaged over the copies, so that one copy's chance match does not 
 shipped model, trained to tolerate small misalignments, it placed 1-2 s queries within 0.25 s
 more often, at slightly lower acceptance for 3-5 s (docs/database.md). The best placement per
 song is reported.
+
+With `search.refine_offsets` the reported candidates keep the song and score `max` gave them,
+and only their placement moves to where the mean over the copies peaks, among the placements
+proposed in that song and those within one hop: `mean`'s finer offsets without its lower scores.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ def sequence_search(
     segment_k: int,
     max_candidates: int,
     pooling: SubhopPooling = "max",
+    refine_top: int = 0,
 ) -> list[Alignment]:
     """The best alignment in each song that any query segment hit, best first.
 
@@ -84,7 +89,8 @@ def sequence_search(
     store's rows, which decode as they are read).
     Each query copy proposes at most `max_candidates` starts, those whose hits add up to the
     highest similarity: a start proposed by many segments comes first, one stray hit last.
-    `pooling` is `search.subhop_pooling` (module docstring).
+    `pooling` is `search.subhop_pooling` (module docstring); the first `refine_top` alignments are
+    re-placed by `refine_offsets`.
     """
     everything = np.concatenate(query.prints)  # (sum n_s, d)
     similarity, hits = index.search(everything, segment_k)  # (sum n_s, k), -1 where fewer rows exist
@@ -114,7 +120,47 @@ def sequence_search(
     order = np.argsort(-score, kind="stable")
     _, best_per_song = np.unique(song_id[order], return_index=True)  # first (best) row of each song
     best = order[np.sort(best_per_song)]
-    return [Alignment(int(song_id[i]), float(offset[i]), float(score[i])) for i in best]
+    aligned = [Alignment(int(song_id[i]), float(offset[i]), float(score[i])) for i in best]
+    return refine_offsets(query, vectors, songs, aligned, hop_s, refine_top, song_id, offset)
+
+
+def refine_offsets(
+    query: QueryPrints,
+    vectors: Fingerprints,
+    songs: SongTable,
+    found: list[Alignment],
+    hop_s: float,
+    count: int,
+    proposed_song: np.ndarray,
+    proposed_offset: np.ndarray,
+) -> list[Alignment]:
+    """The first `count` alignments moved to where the copies' mean similarity (`_placement_scores`)
+    is highest; songs, scores and order stay.
+
+    Tried for an alignment: every placement any copy proposed in its song (`proposed_*`, (c,)),
+    and the placements the copies can make within one hop of its own (row * hop - shift), so
+    offsets stay on the sub-hop grid; its own placement wins ties.
+    """
+    head = found[:count]
+    if not head:
+        return found
+    shifts = query.shifts_s
+    tried_song, tried_offset, owner = [], [], []
+    for n, a in enumerate(head):
+        rows = np.round((a.offset_s + shifts) / hop_s)[:, None] + np.arange(-1, 2)[None, :]  # (S, 3)
+        nearby = (rows * hop_s - shifts[:, None]).ravel()
+        nearby = nearby[np.abs(nearby - a.offset_s) <= hop_s + 1e-9]
+        offsets = np.concatenate([[a.offset_s], nearby, proposed_offset[proposed_song == a.song]])
+        tried_song.append(np.full(len(offsets), a.song))
+        tried_offset.append(offsets)
+        owner.append(np.full(len(offsets), n))
+    song, offset, which = (np.concatenate(x) for x in (tried_song, tried_offset, owner))
+    score = _placement_scores(query, vectors, songs, song, offset, hop_s)
+    moved = []
+    for n, a in enumerate(head):
+        mine = np.flatnonzero(which == n)
+        moved.append(Alignment(a.song, float(offset[mine[np.argmax(score[mine])]]), a.score))
+    return moved + found[count:]
 
 
 def _placement_scores(
@@ -228,4 +274,5 @@ class Searcher:
             cfg.segment_k,
             cfg.max_candidates,
             cfg.subhop_pooling,
+            cfg.top_k if cfg.refine_offsets else 0,
         )
