@@ -18,11 +18,9 @@ Needs scipy (not an fpkit dependency), e.g. in the environment `image_source_roo
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import soundfile as sf
+from room_bank import bank_arguments  # this script's folder is on the path
 from scipy import signal
 
 RATE = 16000
@@ -76,12 +74,7 @@ def room_response(rng: np.random.Generator) -> tuple[np.ndarray, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--count", type=int, default=19)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = bank_arguments(__doc__, seed=11)
     rng = np.random.default_rng(args.seed)
     for i in range(args.count):
         ir, note = room_response(rng)

@@ -19,13 +19,12 @@ and each takes seconds to trace).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyroomacoustics as pra
 import soundfile as sf
+from room_bank import bank_arguments  # this script's folder is on the path
 
 RATE = 16000
 
@@ -95,12 +94,7 @@ def room_response(kind: RoomKind, rng: np.random.Generator) -> tuple[np.ndarray,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--count", type=int, default=19)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = bank_arguments(__doc__, seed=7)
     rng = np.random.default_rng(args.seed)  # the rooms
     pra.random.seed(args.seed)  # the ray tracer's own generator: the tails
     names = list(KINDS)
