@@ -206,6 +206,9 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0  # also save last.pt this often within an epoch
     log_every: int = 10  # steps between training-loss lines in log.jsonl
     seed: int = 0
+    # The batches' own seed (None: `seed`): a fine-tune can draw batches its start never saw while
+    # `seed` keeps the same songs held out for validation.
+    batch_seed: int | None = None
 
     def validate(self) -> None:
         _require(self.batch_size >= 4 and self.batch_size % 2 == 0, "batch_size", "must be an even number >= 4")

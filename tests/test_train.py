@@ -161,6 +161,23 @@ def test_init_starts_a_new_run_from_a_models_weights(
     assert any(not torch.allclose(t, start[n]) for n, t in build_model(tiny_config).state_dict().items())
 
 
+def test_batch_seed_draws_other_batches_and_holds_out_the_same_songs(
+    tiny_config: Config, songs: Path, tmp_path: Path
+) -> None:
+    def first_epoch(name: str, batch_seed: int | None) -> tuple[float, float]:
+        # At lr 1e-9 the weights stay put, so the losses tell the batches and the validation set apart.
+        cfg = run_config(
+            tiny_config, songs, tmp_path / name, epochs=1, steps_per_epoch=2, lr=1e-9, batch_seed=batch_seed
+        )
+        record = train(cfg).history[0]
+        return record.train_loss, record.val_loss
+
+    default, same, other = first_epoch("default", None), first_epoch("same", 0), first_epoch("other", 1)
+    assert same == pytest.approx(default, rel=1e-6)
+    assert other[1] == pytest.approx(default[1], rel=1e-6)
+    assert abs(other[0] - default[0]) > 1e-4
+
+
 def test_init_refuses_another_network_before_any_work(
     tiny_config: Config, songs: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:

@@ -195,8 +195,16 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
             momentum.load_state_dict(state["momentum_state"])
 
     total_steps = tc.epochs * tc.steps_per_epoch
+    batch_seed = tc.seed if tc.batch_seed is None else tc.batch_seed
     batches = PairBatches(
-        train_songs, config.audio, model.frontend.framing, config.augment, degrader, anchors_per_rank, tc.seed, ddp.rank
+        train_songs,
+        config.audio,
+        model.frontend.framing,
+        config.augment,
+        degrader,
+        anchors_per_rank,
+        batch_seed,
+        ddp.rank,
     )
     loader = torch.utils.data.DataLoader(
         batches,
@@ -249,7 +257,7 @@ def train(config: Config, resume: bool = False, progress: Progress | None = None
             anchors = anchors.to(device, non_blocking=True)
             replicas = replicas.to(device, non_blocking=True)
             # The spectrogram masks are drawn per step too, so a resumed run repeats them exactly.
-            spec_generator.manual_seed(tc.seed * 1_000_003 + step * 17 + ddp.rank)
+            spec_generator.manual_seed(batch_seed * 1_000_003 + step * 17 + ddp.rank)
             with torch.no_grad():
                 spec_anchor = model.spectrogram(anchors)
                 spec_replica = spec_augment(model.spectrogram(replicas), config.augment, spec_generator)
