@@ -83,9 +83,6 @@ class FeaturesConfig:
     # "segment": each segment framed alone over zero padding (the paper); "stream": frames cut
     # from one framing of the whole signal, reading the audio around each segment (fpkit.features).
     framing: Literal["segment", "stream"] = "segment"
-    # "subtract": each mel band's mean over the segment's frames is removed, so a fixed filter
-    # (a device's colouring, a room's early reflections) leaves the input as it was.
-    band_means: Literal["keep", "subtract"] = "keep"
 
     def validate(self) -> None:
         _require(self.n_fft >= 16 and self.n_fft & (self.n_fft - 1) == 0, "n_fft", "must be a power of two >= 16")

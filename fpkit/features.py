@@ -75,7 +75,6 @@ class LogMelSpectrogram(nn.Module):
             center=False,
         )
         self.dynamic_range_db = features.dynamic_range_db
-        self.subtract_band_means = features.band_means == "subtract"
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """(..., samples) -> un-normalised log-mel power in dB (..., n_mels, frames), uncentred frames.
@@ -98,17 +97,9 @@ class LogMelSpectrogram(nn.Module):
         return 10.0 * torch.log10(mel.clamp_min(POWER_FLOOR))
 
     def normalise(self, db: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, frames) dB -> [-1, 1] relative to each item's maximum.
-
-        With `features.band_means: subtract`, each band's mean over the frames is then taken
-        away (values in [-2, 2], 0 for a band that does not change): a filter fixed over the
-        segment adds a constant to each band's dB, which this removes.
-        """
+        """(B, n_mels, frames) dB -> [-1, 1] relative to each item's maximum."""
         db = db - db.amax(dim=(-2, -1), keepdim=True)
-        scaled = db.clamp_min(-self.dynamic_range_db) / (self.dynamic_range_db / 2)
-        if self.subtract_band_means:
-            return scaled - scaled.mean(dim=-1, keepdim=True)
-        return scaled + 1.0
+        return db.clamp_min(-self.dynamic_range_db) / (self.dynamic_range_db / 2) + 1.0
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         f = self.framing

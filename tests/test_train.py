@@ -190,18 +190,6 @@ def test_init_refuses_another_network_before_any_work(
     assert not (tmp_path / "run/cache").exists()  # refused before decoding a song
 
 
-def test_init_may_fine_tune_onto_band_means_subtracted(
-    tiny_config: Config, songs: Path, tmp_path: Path, tiny_checkpoint: Path
-) -> None:
-    # The same weights fit either input; a resumed run still keeps its own.
-    subtracted = dataclasses.replace(
-        tiny_config, features=dataclasses.replace(tiny_config.features, band_means="subtract")
-    )
-    cfg = run_config(subtracted, songs, tmp_path / "run", epochs=1, steps_per_epoch=2, init=str(tiny_checkpoint))
-    assert train(cfg).step == 2
-    assert load_model(tmp_path / "run/last.pt").config.features.band_means == "subtract"
-
-
 @pytest.mark.parametrize(
     "device, precision, native, expected",
     [

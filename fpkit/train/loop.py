@@ -45,9 +45,7 @@ log = logging.getLogger(__name__)
 
 
 RESUME_KEEPS = ("audio", "features", "model")  # config sections a resumed run cannot change
-RESUME_MAY_CHANGE = frozenset({"model.channels_last"})  # memory layout only
-# The same weights fit either way; a fine-tune (`train.init`) can teach them the other input.
-INIT_MAY_CHANGE = RESUME_MAY_CHANGE | {"features.band_means"}
+RESUME_MAY_CHANGE = {"model.channels_last"}  # memory layout only
 
 
 class TrainError(FpkitError):
@@ -118,14 +116,12 @@ def check_resume(config: Config, run_dir: str | Path) -> None:
             raise TrainError(f"--{key} {now}: {run_dir} trains on {before}; resume without --{key}, or {start_anew}")
 
 
-def _require_same_model(
-    stored: Config, config: Config, whose: str, hint: str, may_change: frozenset[str] = RESUME_MAY_CHANGE
-) -> None:
+def _require_same_model(stored: Config, config: Config, whose: str, hint: str) -> None:
     """Refuse, naming the first setting that differs, weights trained for another network or front end."""
     for section in RESUME_KEEPS:
         before, now = asdict(getattr(stored, section)), asdict(getattr(config, section))
         for key, value in before.items():
-            if now[key] != value and f"{section}.{key}" not in may_change:
+            if now[key] != value and f"{section}.{key}" not in RESUME_MAY_CHANGE:
                 raise TrainError(f"{section}.{key}: {whose} {value!r}, not {now[key]!r}; {hint}")
 
 
@@ -133,7 +129,7 @@ def initial_weights(path: str, config: Config) -> dict[str, torch.Tensor]:
     """The weights of the model at `path` (`train.init`), checked to fit the network and front end `config` trains."""
     loaded = load_model(path)
     hint = "fine-tuning keeps the network and front end"
-    _require_same_model(loaded.config, config, f"--init {path} was trained with", hint, INIT_MAY_CHANGE)
+    _require_same_model(loaded.config, config, f"--init {path} was trained with", hint)
     return loaded.model.state_dict()
 
 
