@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from room_bank import bank_arguments  # this script's folder is on the path
 
-from fpkit.augment import COLOUR_BAND_HZ, DEVICE_POINTS, interpolation_matrix
+from fpkit.augment import device_gains_db, early_reflections
 
 RATE = 8000
 LENGTH = 4000  # samples: the 0.5 s that `augment.ir_max_s` keeps
@@ -33,22 +33,8 @@ def unit_energy(rooms: np.ndarray) -> np.ndarray:
 
 
 def devices(count: int, rng: np.random.Generator) -> np.ndarray:
-    freqs = np.fft.rfftfreq(LENGTH, 1 / RATE)
-    octaves = np.log2(np.clip(freqs, *COLOUR_BAND_HZ) / 1000.0)
-    points = np.log2(np.geomspace(*COLOUR_BAND_HZ, DEVICE_POINTS) / 1000.0)
-    bumps = rng.uniform(-4.0, 4.0, (count, DEVICE_POINTS)) @ interpolation_matrix(octaves, points)
-    gains_db = rng.uniform(-6.0, 6.0, (count, 1)) * octaves + bumps
+    gains_db = device_gains_db(np.fft.rfftfreq(LENGTH, 1 / RATE), count, rng)
     return unit_energy(np.fft.irfft(10 ** (gains_db / 20), LENGTH, axis=-1))
-
-
-def early_reflections(count: int, rng: np.random.Generator) -> np.ndarray:
-    rooms = np.zeros((count, LENGTH))
-    rooms[:, 0] = 1.0
-    for row in rooms:
-        k = int(rng.integers(2, 9))
-        delays = np.round(rng.uniform(0.0005, 0.015, k) * RATE).astype(int)
-        np.add.at(row, delays, rng.choice([-1.0, 1.0], k) * rng.uniform(0.1, 0.9, k))
-    return unit_energy(rooms)
 
 
 def diffuse_tails(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,7 +53,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     dry = np.zeros((1, LENGTH), dtype=np.float32)
     dry[0, 0] = 1.0
-    parts = {"dry": dry, "device": devices(args.count, rng), "early": early_reflections(args.count, rng)}
+    parts = {"dry": dry, "device": devices(args.count, rng)}
+    parts["early"] = unit_energy(early_reflections(args.count, LENGTH, RATE, rng))
     parts["tail"] = diffuse_tails(args.count, rng)
     for name, rooms in parts.items():
         folder = args.out / name

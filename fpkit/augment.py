@@ -145,13 +145,7 @@ def simulate_rooms(count: int, sample_rate: int, max_s: float, rng: np.random.Ge
     """
     n = max(2, int(max_s * sample_rate))
     t = np.arange(n) / sample_rate
-    early = np.zeros((count, n))
-    early[:, 0] = 1.0
-    for row in range(count):
-        reflections = int(rng.integers(2, 9))
-        delays = np.minimum(n - 1, np.round(rng.uniform(0.0005, 0.015, reflections) * sample_rate).astype(int))
-        gains = rng.choice([-1.0, 1.0], reflections) * rng.uniform(0.1, 0.9, reflections)
-        np.add.at(early[row], delays, gains)
+    early = early_reflections(count, n, sample_rate, rng)
     rt60 = np.exp(rng.uniform(np.log(0.15), np.log(1.2), (count, 1)))
     rt60_high = rt60 * rng.uniform(0.3, 0.8, (count, 1))
     crossover = rng.uniform(1000.0, 3000.0, (count, 1))
@@ -166,12 +160,32 @@ def simulate_rooms(count: int, sample_rate: int, max_s: float, rng: np.random.Ge
     ratio_db = rng.uniform(-10.0, 10.0, (count, 1))  # direct and early energy over the tail's
     energy_ratio = np.sum(early**2, axis=1, keepdims=True) / np.sum(tail**2, axis=1, keepdims=True)
     tail *= np.sqrt(energy_ratio / 10 ** (ratio_db / 10))
+    device_db = device_gains_db(freqs, count, rng)
+    rooms = np.fft.irfft(np.fft.rfft(early + tail, axis=-1) * 10 ** (device_db / 20), n, axis=-1)
+    return (rooms / np.sqrt(np.sum(rooms**2, axis=1, keepdims=True))).astype(np.float32)
+
+
+def early_reflections(count: int, n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` direct paths (count, n), each with 2-8 reflections 0.5-15 ms after it of either sign
+    at 0.1-0.9 of its level (`simulate_rooms`' early part)."""
+    early = np.zeros((count, n))
+    early[:, 0] = 1.0
+    for row in range(count):
+        reflections = int(rng.integers(2, 9))
+        delays = np.minimum(n - 1, np.round(rng.uniform(0.0005, 0.015, reflections) * sample_rate).astype(int))
+        gains = rng.choice([-1.0, 1.0], reflections) * rng.uniform(0.1, 0.9, reflections)
+        np.add.at(early[row], delays, gains)
+    return early
+
+
+def device_gains_db(freqs: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` loudspeaker-and-microphone responses in dB at `freqs` (Hz), (count, len(freqs)): a tilt
+    of up to +-6 dB per octave about 1 kHz plus gains of up to +-4 dB a third of an octave apart
+    (`simulate_rooms`' device)."""
     octaves = np.log2(np.clip(freqs, *COLOUR_BAND_HZ) / 1000.0)
     points = np.log2(np.geomspace(*COLOUR_BAND_HZ, DEVICE_POINTS) / 1000.0)
     bumps = rng.uniform(-4.0, 4.0, (count, DEVICE_POINTS)) @ interpolation_matrix(octaves, points)
-    device_db = rng.uniform(-6.0, 6.0, (count, 1)) * octaves + bumps
-    rooms = np.fft.irfft(np.fft.rfft(early + tail, axis=-1) * 10 ** (device_db / 20), n, axis=-1)
-    return (rooms / np.sqrt(np.sum(rooms**2, axis=1, keepdims=True))).astype(np.float32)
+    return rng.uniform(-6.0, 6.0, (count, 1)) * octaves + bumps
 
 
 def _load_clips(folder: str | Path, sample_rate: int) -> list[tuple[np.ndarray, str]]:
