@@ -1,8 +1,9 @@
-"""Impulse responses of rooms that no shipped model trained on, to choose between models.
+"""Impulse responses of shoebox rooms, to train on and to choose between models.
 
 The real training rooms (`ir/train`) favour a model that trained on them, and the simulated rooms of
 `augment.simulated_rooms` favour one that trained on those; shoebox rooms from the image-source method
-with a ray-traced tail (pyroomacoustics) favour neither. Four kinds of room take turns: living rooms,
+with a ray-traced tail (pyroomacoustics), drawn with a seed no model trained on, favour neither (the
+shipped model trained on seeds 100 and 140, docs/model.md). Four kinds of room take turns: living rooms,
 tiled rooms (bathrooms, kitchens), offices and halls, each surface a measured material of its kind
 (frequency-dependent absorption), with air absorption, the source 0.8-2 m high and the microphone
 0.7-1.8 m, 0.7-6 m apart. Rooms whose RT60 falls outside 0.15-3 s are drawn again. Writes 16 kHz mono
