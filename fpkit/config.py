@@ -163,11 +163,16 @@ class AugmentConfig:
     # Training only: this share of the reverberated replicas gets a simulated room, drawn anew for
     # each (`fpkit.augment.simulate_rooms`), instead of one from the impulse-response bank; 0: the bank alone.
     simulated_rooms: float = 0.0
+    # Training only: this share of the replicas ends in digital silence, its last 1 sample to
+    # `tail_silence_max_s` seconds zeroed, as the shifted copies of a query under 1.5 s are
+    # zero-padded to a whole segment (docs/database.md#search); 0: none.
+    tail_silence: float = 0.0
+    tail_silence_max_s: float = 0.375
 
     def validate(self) -> None:
         _require(0 <= self.offset_s < 1, "offset_s", "must be in [0, 1)")
         _require(len(self.speed) == 2 and 0 < self.speed[0] <= self.speed[1], "speed", "must be [low, high], > 0")
-        for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob", "simulated_rooms"):
+        for name in ("noise_prob", "ir_prob", "cutout_prob", "band_mask_prob", "simulated_rooms", "tail_silence"):
             _require(0 <= getattr(self, name) <= 1, name, "must be a probability in [0, 1]")
         _require(len(self.snr_db) == 2 and self.snr_db[0] <= self.snr_db[1], "snr_db", "must be [low, high]")
         _require(len(self.gain_db) == 2 and self.gain_db[0] <= self.gain_db[1], "gain_db", "must be [low, high]")
@@ -175,6 +180,7 @@ class AugmentConfig:
         _require(0 < self.cutout_max_frac <= 1, "cutout_max_frac", "must be in (0, 1]")
         _require(self.band_mask_max >= 0, "band_mask_max", "must be >= 0")
         _require(self.eq_db >= 0, "eq_db", "must be >= 0")
+        _require(0 < self.tail_silence_max_s < 1, "tail_silence_max_s", "must be in (0, 1) seconds")
 
 
 # The network's arithmetic: "auto" is bfloat16 where the hardware computes it natively

@@ -70,3 +70,15 @@ def test_simulated_rooms_reverberate_replicas_and_leave_anchors(tiny_config: Con
     anchors, replicas = white_noise_batch(tiny_config, tmp_path, simulated_rooms=1.0)
     np.testing.assert_array_equal(anchors, bank_anchors)
     assert replicas.shape == bank_replicas.shape and not np.allclose(replicas, bank_replicas, atol=1e-3)
+
+
+def test_tail_silence_zeroes_a_replica_end_as_a_short_querys_padding(tiny_config: Config, tmp_path: Path) -> None:
+    plain_anchors, plain_replicas = white_noise_batch(tiny_config, tmp_path, ir_prob=0.0)
+    anchors, replicas = white_noise_batch(tiny_config, tmp_path, ir_prob=0.0, tail_silence=1.0, tail_silence_max_s=0.25)
+    np.testing.assert_array_equal(anchors, plain_anchors)
+    right = build_model(tiny_config).frontend.framing.right
+    longest = round(0.25 * tiny_config.audio.sample_rate) + right
+    for replica, plain in zip(replicas, plain_replicas, strict=True):
+        zeros = len(replica) - np.flatnonzero(replica)[-1] - 1  # the run of zeros at the end
+        assert right < zeros <= longest
+        np.testing.assert_array_equal(replica[: len(replica) - zeros], plain[: len(replica) - zeros])

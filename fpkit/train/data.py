@@ -158,6 +158,8 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.speed = augment.speed
         self.eq_db = augment.eq_db
         self.simulated_rooms = augment.simulated_rooms
+        self.tail_silence = augment.tail_silence
+        self.tail_silence_max = round(augment.tail_silence_max_s * audio.sample_rate)
         self.sample_rate = audio.sample_rate
         self.n = anchors_per_batch
         self.seed = seed
@@ -193,8 +195,14 @@ class PairBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         played = torch.from_numpy(raw)
         if self.eq_db > 0:  # no draw when off, so that runs without it keep their batches
             played = colour(played, random_gains_db(self.n, self.eq_db, rng), self.sample_rate)
-        replicas = self.degrader(played, rng, self.simulated_rooms)[:, self.reverb_context :]
-        return torch.from_numpy(anchors), replicas.contiguous()
+        replicas = self.degrader(played, rng, self.simulated_rooms)[:, self.reverb_context :].contiguous()
+        if self.tail_silence > 0:  # no draw when off, so that runs without it keep their batches
+            silenced = rng.random(self.n) < self.tail_silence
+            zeros = rng.integers(1, self.tail_silence_max + 1, size=self.n)
+            end = window - self.framing.right  # the context after the segment is past a padded copy's end too
+            for row in np.flatnonzero(silenced):
+                replicas[row, end - zeros[row] :] = 0.0
+        return torch.from_numpy(anchors), replicas
 
     def _wave(self, song: Song) -> np.ndarray:
         # Memory-mapped: worker processes share the page cache instead of copying songs.
