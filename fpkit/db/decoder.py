@@ -19,10 +19,8 @@ import numpy as np
 
 from fpkit.audio import AudioError, iter_audio_blocks
 
-QUEUE_BLOCKS = 16  # blocks in flight: 80 s of audio at the model rate, 3 MB
-# Seconds of source audio per block: reading, mixing and resampling a block of 44.1 kHz stereo takes
-# several copies of it at once; 5 s blocks peaked 30 MB lower than 20 s ones, as fast.
-BLOCK_S = 5.0
+QUEUE_BLOCKS = 16  # blocks in flight: about 8 minutes of audio at the model rate, 15 MB
+BLOCK_S = 20.0  # seconds of source audio per block
 Message = tuple[str, int, Any]  # ("block" | "end" | "error", file index, samples or reason)
 POLL_S = 1.0  # how often a waiting reader checks that the decoder thread is still alive
 
