@@ -24,7 +24,10 @@ import torchaudio
 
 from fpkit.errors import FpkitError
 
-BLOCK_S = 30.0  # seconds of source audio decoded per block
+# Seconds of source audio decoded per block, by every reader that hashes a file (`load_audio` and the
+# index's background decoder): libsndfile's MP3 decoder returns slightly other samples after some
+# read boundaries, so one size keeps a file's content hash the same for index, search and eval.
+BLOCK_S = 20.0
 RESAMPLE_CHUNK_S = 10.0  # seconds of a file resampled per convolution, however it is read (its hash depends on it)
 TRUNCATION_TOLERANCE_S = 0.05  # decoded audio this much shorter than the header is still whole
 RAW_BLOCK_S = 1.0  # seconds read per block from a raw stream: a live stream waits no longer than this

@@ -19,8 +19,7 @@ import numpy as np
 
 from fpkit.audio import AudioError, iter_audio_blocks
 
-QUEUE_BLOCKS = 16  # blocks in flight: about 8 minutes of audio at the model rate, 15 MB
-BLOCK_S = 20.0  # seconds of source audio per block
+QUEUE_BLOCKS = 16  # blocks of `audio.BLOCK_S` in flight: about 5 minutes of audio at the model rate, 10 MB
 Message = tuple[str, int, Any]  # ("block" | "end" | "error", file index, samples or reason)
 POLL_S = 1.0  # how often a waiting reader checks that the decoder thread is still alive
 
@@ -85,7 +84,7 @@ def _decode_all(
         if stop.is_set():
             return
         try:
-            for block in iter_audio_blocks(path, sample_rate, BLOCK_S):
+            for block in iter_audio_blocks(path, sample_rate):
                 if stop.is_set():
                     return
                 out.put(("block", index, block))
