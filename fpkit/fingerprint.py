@@ -29,7 +29,9 @@ REFERENCE_MIN_FILL = 0.5  # a stored song's last segment may be half real audio
 SILENCE_PEAK = 1e-4  # -80 dBFS: a signal swinging less holds nothing to fingerprint
 SILENT_BLOCK_S = 0.02  # a segment is blank when about half or more of its 20 ms blocks are silent
 DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset to remove
-STREAM_CHUNK = 128  # segments framed at once (64 s of a song at a 0.5 s hop): bounds the STFT's memory
+# Segments framed at once (16 s of a song at a 0.5 s hop): bounds the STFT's memory, which two
+# songs in flight hold at once (128 cost 50 MB more peak memory when indexing, docs/model.md).
+STREAM_CHUNK = 32
 
 
 class SilentAudio(AudioError):
@@ -54,13 +56,33 @@ def embed_at(model: Fingerprinter, wave: np.ndarray, starts: np.ndarray, batch_s
     out = [np.zeros((0, model.dims.emb_dim), dtype=np.float32)]
     dtype = model.autocast
     with torch.inference_mode():
-        for specs in _spectrograms(model.frontend, wave, starts, batch_size):
-            for first in range(0, specs.shape[0], batch_size):
-                batch = specs[first : first + batch_size].to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    prints = model.embed(batch)
-                out.append(prints.float().cpu().numpy())
+        for specs in _whole_batches(_spectrograms(model.frontend, wave, starts, batch_size), batch_size):
+            batch = specs.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                prints = model.embed(batch)
+            out.append(prints.float().cpu().numpy())
     return np.concatenate(out)
+
+
+def _whole_batches(pieces: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """`pieces` (k, ...) regrouped into batches of `batch_size` rows, the last one possibly smaller.
+
+    The front end's pieces need not divide into batches: a short batch costs the network
+    nearly as much time as a full one.
+    """
+    held: list[torch.Tensor] = []
+    count = 0
+    for piece in pieces:
+        held.append(piece)
+        count += len(piece)
+        if count < batch_size:
+            continue
+        joined = torch.cat(held) if len(held) > 1 else held[0]
+        whole = count - count % batch_size
+        yield from joined[:whole].split(batch_size)
+        held, count = [joined[whole:]], count - whole
+    if count:
+        yield torch.cat(held)
 
 
 def _spectrograms(
@@ -147,7 +169,8 @@ class SongPrints:
     """A stored song's fingerprints, content hash and level, from its samples fed block by block.
 
     Equal to `reference_prints` and `content_hash` of the whole song, while holding only about
-    one `STREAM_CHUNK` of audio: a song of any length is fingerprinted in bounded memory.
+    one `STREAM_CHUNK` of audio and one block: a song of any length is fingerprinted in bounded
+    memory. Segments go to the network in whole batches of at least a `STREAM_CHUNK`, the rest at `finish`.
     """
 
     def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int) -> None:
@@ -155,6 +178,7 @@ class SongPrints:
         self.audio = audio
         self.batch_size = batch_size
         self.framing = model.frontend.framing
+        self.unit = batch_size * -(-STREAM_CHUNK // batch_size)  # segments per step: whole batches, at least one chunk
         self.buffer = np.zeros(0, dtype=np.float32)
         self.buffer_start = 0  # song sample index of buffer[0]
         self.next_start = 0  # start of the next segment to fingerprint
@@ -174,8 +198,9 @@ class SongPrints:
         self.buffer = np.concatenate([self.buffer, block])
         f, hop = self.framing, self.audio.hop_samples
         ready = (self.samples - f.segment - f.right - self.next_start) // hop + 1  # windows inside the samples so far
-        if ready >= STREAM_CHUNK:
-            self._embed(self.next_start + hop * np.arange(ready, dtype=np.int64))
+        whole = max(0, ready) // self.unit * self.unit
+        if whole:
+            self._embed(self.next_start + hop * np.arange(whole, dtype=np.int64))
 
     def finish(self) -> np.ndarray:
         """The fingerprints of every segment (n, d), the last one zero-padded as `reference_prints` does."""

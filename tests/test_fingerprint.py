@@ -124,6 +124,22 @@ def test_song_prints_fed_in_blocks_equal_the_whole_song(tiny_config: Config, fra
     assert len(song.buffer) < 2 * STREAM_CHUNK * audio.hop_samples  # never the whole song
 
 
+def test_the_network_gets_whole_batches_however_the_song_arrives(tiny_config: Config) -> None:
+    config = config_with_overrides(tiny_config.to_dict(), ["features.framing=stream", "features.stft_hop=250"], "t")
+    model = build_model(config).eval()
+    sizes: list[int] = []
+    embed = model.embed
+    model.embed = lambda spec: sizes.append(len(spec)) or embed(spec)  # type: ignore[method-assign]
+    song = SongPrints(model, config.audio, batch_size=12)
+    wave = make_song(90.0, config.audio.sample_rate)
+    for first in range(0, len(wave), 13001):  # blocks that split chunks and batches anywhere
+        song.feed(wave[first : first + 13001])
+    prints = song.finish()
+    # Only a song's very last batch may be short: short batches cost nearly as much as full ones.
+    assert sum(sizes) == len(prints) and set(sizes[:-1]) == {12} and sizes[-1] <= 12
+    assert sizes.count(12) >= len(prints) // 12
+
+
 def test_a_constant_offset_is_silence(tiny_config: Config) -> None:
     with pytest.raises(AudioError, match="silent"):
         check_usable(np.full(3 * 8000, 0.5, dtype=np.float32), "dc.wav", tiny_config.audio)
