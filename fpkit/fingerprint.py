@@ -32,6 +32,10 @@ DC_SHARE = 0.01  # a query's mean beyond 1 % of its swing (-40 dB) is an offset 
 # Segments framed at once (16 s of a song at a 0.5 s hop): bounds the STFT's memory, which two
 # songs in flight hold at once (128 cost 50 MB more peak memory when indexing, docs/model.md).
 STREAM_CHUNK = 32
+# A short batch is padded to a multiple of this many segments: the CPU's convolution library
+# keeps code and buffers for every batch shape it meets, and with every size from 1 to 31 (each
+# song's last batch) that grew `fpkit index` by about 110 MB over a long collection (docs/model.md).
+BATCH_GRAIN = 8
 
 
 class SilentAudio(AudioError):
@@ -57,11 +61,19 @@ def embed_at(model: Fingerprinter, wave: np.ndarray, starts: np.ndarray, batch_s
     dtype = model.autocast
     with torch.inference_mode():
         for specs in _whole_batches(_spectrograms(model.frontend, wave, starts, batch_size), batch_size):
-            batch = specs.to(device, non_blocking=True)
+            batch = _padded(specs, batch_size).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                prints = model.embed(batch)
+                prints = model.embed(batch)[: len(specs)]
             out.append(prints.float().cpu().numpy())
     return np.concatenate(out)
+
+
+def _padded(specs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`specs` (k, ...) with rows of zeros up to a multiple of `BATCH_GRAIN` (at most `batch_size`)."""
+    size = min(batch_size, -(-len(specs) // BATCH_GRAIN) * BATCH_GRAIN)
+    if size <= len(specs):
+        return specs
+    return torch.cat([specs, specs.new_zeros((size - len(specs), *specs.shape[1:]))])
 
 
 def _whole_batches(pieces: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:

@@ -6,6 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
+import fpkit.db.index
 from fpkit.config import AudioConfig, IndexConfig
 from fpkit.db.index import nlist_for, plan_index, read_index, update_index
 from fpkit.db.store import MANIFEST, Store, StoreError
@@ -139,4 +140,16 @@ def test_index_is_extended_then_rebuilt_as_it_grows(tmp_path: Path, on_disk: boo
     faiss.extract_index_ivf(index).nprobe = 64
     _, ids = index.search(first[:50], 1)
     assert np.mean(ids[:, 0] == np.arange(50)) >= 0.8  # 4-bit PQ of 16-d random vectors is coarse
+    store.close()
+
+
+def test_the_training_sample_is_read_block_by_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    store = new_store(tmp_path)
+    prints = np.concatenate([add(store, rng, "a", 700), add(store, rng, "b", 300)])
+    monkeypatch.setattr(fpkit.db.index, "ADD_BLOCK", 64)  # many blocks, some without a sampled row
+    rows = np.sort(rng.choice(1000, size=90, replace=False))
+    sample = fpkit.db.index._gather(store, rows)
+    assert sample.dtype == np.float32
+    np.testing.assert_array_equal(sample, prints[rows].astype(np.float16).astype(np.float32))
     store.close()
