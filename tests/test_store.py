@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-import fpkit.db.index
+import fpkit.db.store
 from fpkit.config import AudioConfig, IndexConfig
 from fpkit.db.index import nlist_for, plan_index, read_index, update_index
 from fpkit.db.store import MANIFEST, Store, StoreError
@@ -147,9 +147,9 @@ def test_the_training_sample_is_read_block_by_block(tmp_path: Path, monkeypatch:
     rng = np.random.default_rng(0)
     store = new_store(tmp_path)
     prints = np.concatenate([add(store, rng, "a", 700), add(store, rng, "b", 300)])
-    monkeypatch.setattr(fpkit.db.index, "ADD_BLOCK", 64)  # many blocks, some without a sampled row
+    monkeypatch.setattr(fpkit.db.store, "ENCODE_BLOCK", 64)  # many blocks, some without a sampled row
     rows = np.sort(rng.choice(1000, size=90, replace=False))
-    sample = fpkit.db.index._gather(store, rows)
+    sample = store.gather_rows(rows)
     assert sample.dtype == np.float32
     np.testing.assert_array_equal(sample, prints[rows].astype(np.float16).astype(np.float32))
     store.close()

@@ -186,24 +186,8 @@ def _trained(factory: str, store: Store) -> faiss.Index:
             nlist = 256  # a PQ without IVF: its codebooks want a few thousand points
         take = min(store.rows, max(TRAIN_POINTS_PER_LIST * nlist, 10000))
         rows = np.sort(np.random.default_rng(0).choice(store.rows, size=take, replace=False))
-        index.train(_gather(store, rows))
+        index.train(store.gather_rows(rows))
     return index
-
-
-def _gather(store: Store, rows: np.ndarray) -> np.ndarray:
-    """The fingerprints of `rows` (ascending), float32, read one block of the store at a time.
-
-    A sample touches nearly every page of the store, and one map of the whole store would keep
-    them all in the process's resident memory (66 MB for a 36 h collection); a block's map is
-    released before the next block is read.
-    """
-    parts = [np.zeros((0, store.dim), dtype=np.float32)]
-    for a in range(0, store.rows, ADD_BLOCK):
-        lo, hi = np.searchsorted(rows, [a, a + ADD_BLOCK])
-        if hi > lo:
-            block = store.read_rows(a, int(rows[hi - 1]) + 1)
-            parts.append(np.asarray(block[rows[lo:hi] - a], dtype=np.float32))
-    return np.concatenate(parts)
 
 
 def _add_rows(index: faiss.Index, store: Store, start: int, stop: int, progress: Progress) -> None:

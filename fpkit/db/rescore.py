@@ -176,4 +176,4 @@ def keep_rows_as(store: Store, mode: str) -> None:
     take = min(store.rows, TRAIN_ROWS)
     rows = np.sort(np.random.default_rng(0).choice(store.rows, size=take, replace=False))
     log.info("training an %s codebook on %d of %d rows", store.rescore, take, store.rows)
-    store.encode_rows(train_codes(np.asarray(store.vectors[rows], dtype=np.float32), width))
+    store.encode_rows(train_codes(store.gather_rows(rows), width))

@@ -331,6 +331,20 @@ class Store:
             shape=(stop - start, codec.width),
         )
 
+    def gather_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Fingerprints of `rows` (ascending) as float32 (len(rows), d), read one block at a time.
+
+        A sample touches nearly every page of the store, and one map of the whole store would keep
+        them all resident (66 MB for a 36 h collection); each block's map is released in turn.
+        """
+        parts = [np.zeros((0, self.dim), dtype=np.float32)]
+        for a in range(0, self.rows, ENCODE_BLOCK):
+            lo, hi = np.searchsorted(rows, [a, a + ENCODE_BLOCK])
+            if hi > lo:
+                block = StoredRows(self._stored(a, int(rows[hi - 1]) + 1), self._codec, self.dim)
+                parts.append(np.asarray(block[rows[lo:hi] - a], dtype=np.float32))
+        return np.concatenate(parts)
+
     def song_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """First row (S,) and row count (S,) of every song, in storage order (first rows ascend)."""
         first = np.fromiter((f.first_row for f in self.files), dtype=np.int64, count=len(self.files))
