@@ -28,9 +28,9 @@ unit:
 bench:
 	$(BIN)/python benchmarks/throughput.py
 
-# make bench-index DIR=songs/: fpkit index end to end, x real time and peak RSS, with matmul rates.
+# make bench-index DIR=songs/ [ARGS="--parts --runs 2"]: fpkit index end to end, x real time and peak RSS, with matmul rates.
 bench-index:
-	$(BIN)/python benchmarks/index_speed.py $(DIR)
+	$(BIN)/python benchmarks/index_speed.py $(DIR) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

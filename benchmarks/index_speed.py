@@ -9,7 +9,12 @@ can be compared as ratios. The peak of a process that only imports torch and tor
 printed beside it: the floor under any fpkit command on this torch build (a CUDA build of torch
 maps its GPU libraries even on a CPU and costs several hundred MB more than a CPU build).
 
-    python benchmarks/index_speed.py FOLDER [--runs 3] [--model M.pt] [--set inference.batch_size=32]
+With `--parts`, the two halves of the work are also timed on one core, file by file: decoding,
+mixing and resampling, then fingerprinting the decoded audio (front end, network, blank
+detection). With every core busy on one or the other, their combined rate bounds `fpkit index`
+before its start-up and the index build.
+
+    python benchmarks/index_speed.py FOLDER [--runs 3] [--parts] [--model M.pt] [--set inference.batch_size=32]
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import soundfile as sf
 import torch
 from throughput import matmul_gflops  # the same baseline as make bench (this script's folder is on the path)
 
-from fpkit.audio import find_audio_files
+from fpkit.audio import audio_info, find_audio_files, iter_audio_blocks
+from fpkit.config import config_with_overrides
+from fpkit.fingerprint import fingerprint_song
+from fpkit.model import load_model
 
 
 @dataclass(frozen=True)
@@ -101,19 +108,43 @@ def import_floor_mb() -> float:
     return int(subprocess.check_output([sys.executable, "-c", probe], text=True)) / 1024  # ru_maxrss is in KiB
 
 
+def part_rates(files: list[Path], model_path: str | None, overrides: list[str]) -> tuple[float, float]:
+    """Real-time factors on one thread of (decoding, mixing and resampling; fingerprinting decoded audio)."""
+    loaded = load_model(model_path)
+    config = config_with_overrides(loaded.config.to_dict(), overrides, "--set")
+    loaded.model.set_precision(config.inference.precision)
+    rate = config.audio.sample_rate
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    decode_s = fingerprint_s = audio_s = 0.0
+    try:
+        for path in files:
+            start = time.perf_counter()
+            blocks = list(iter_audio_blocks(path, rate))
+            decoded = time.perf_counter()
+            fingerprint_song(blocks, str(path), loaded.model, config.audio, config.inference.batch_size)
+            decode_s += decoded - start
+            fingerprint_s += time.perf_counter() - decoded
+            audio_s += sum(len(b) for b in blocks) / rate
+    finally:
+        torch.set_num_threads(threads)
+    return audio_s / decode_s, audio_s / fingerprint_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--set", action="append", default=[], help="config override passed to fpkit index")
+    parser.add_argument("--parts", action="store_true", help="also time decoding and fingerprinting on one core")
     args = parser.parse_args()
 
     files = find_audio_files([args.folder])
-    infos = [sf.info(str(p)) for p in files]
-    hours = sum(i.duration for i in infos) / 3600
-    rates = sorted({int(i.samplerate) for i in infos})
-    channels = sorted({int(i.channels) for i in infos})
+    infos = [audio_info(p) for p in files]
+    hours = sum(i.duration_s for i in infos) / 3600
+    rates = sorted({i.sample_rate for i in infos})
+    channels = sorted({i.channels for i in infos})
     extra = (["--model", args.model] if args.model else []) + [x for s in args.set for x in ("--set", s)]
     print(f"{len(files)} files, {hours:.2f} h, sample rates {rates} Hz, channels {channels}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
@@ -131,6 +162,12 @@ def main() -> None:
     floor = import_floor_mb()
     print(f"median: {wall:.1f} s, {hours * 3600 / wall:.0f}x real time; largest peak RSS {peak:.0f} MB")
     print(f"importing torch and torchaudio alone: {floor:.0f} MB; fpkit's own share: {peak - floor:.0f} MB")
+    if args.parts:
+        decode, fingerprint = part_rates(files, args.model, args.set)
+        cores = os.cpu_count() or 1
+        bound = cores / (1 / decode + 1 / fingerprint)
+        print(f"one core: decoding, mixing and resampling {decode:.0f}x real time, fingerprinting {fingerprint:.0f}x")
+        print(f"{cores} cores busy with both: at most {bound:.0f}x before start-up and the index build")
 
 
 if __name__ == "__main__":
