@@ -182,7 +182,8 @@ class SongPrints:
 
     Equal to `reference_prints` and `content_hash` of the whole song, while holding only about
     one `STREAM_CHUNK` of audio and one block: a song of any length is fingerprinted in bounded
-    memory. Segments go to the network in whole batches of at least a `STREAM_CHUNK`, the rest at `finish`.
+    memory. Segments are fingerprinted in steps of whole batches at least a `STREAM_CHUNK` long,
+    the rest at `finish`.
     """
 
     def __init__(self, model: Fingerprinter, audio: AudioConfig, batch_size: int) -> None:

@@ -40,7 +40,7 @@ CENTROIDS = 256  # per sub-vector: one byte per code
 # database holds before it encodes them. On real fingerprints (docs/database.md) a PQ32 codebook
 # trained on a database's first 10,000 rows encoded other songs with a 23 % larger squared error.
 TRAIN_ROWS = 65536
-ENCODE_BLOCK = 65536  # rows decoded and encoded at a time when a store switches to codes
+ENCODE_BLOCK = 65536  # rows read at a time over a whole store: encoding it as codes, gathering a sample
 # A fingerprint is a unit vector and a blank segment's the zero vector (fpkit.fingerprint); decoded,
 # their codes come out near length 1 (0.90 at least on the evaluation database) and near 0 (0.005 at most).
 BLANK_LENGTH = 0.5
