@@ -36,7 +36,7 @@ import torch
 from throughput import matmul_gflops  # the same baseline as make bench (this script's folder is on the path)
 
 from fpkit.audio import audio_info, find_audio_files, iter_audio_blocks
-from fpkit.config import config_with_overrides
+from fpkit.config import run_overrides
 from fpkit.fingerprint import fingerprint_song
 from fpkit.model import load_model
 
@@ -111,7 +111,7 @@ def import_floor_mb() -> float:
 def part_rates(files: list[Path], model_path: str | None, overrides: list[str]) -> tuple[float, float]:
     """Real-time factors on one thread of (decoding, mixing and resampling; fingerprinting decoded audio)."""
     loaded = load_model(model_path)
-    config = config_with_overrides(loaded.config.to_dict(), overrides, "--set")
+    config = run_overrides(loaded.config, overrides)  # the --set that fpkit index accepts
     loaded.model.set_precision(config.inference.precision)
     rate = config.audio.sample_rate
     threads = torch.get_num_threads()
